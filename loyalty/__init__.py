@@ -1,0 +1,99 @@
+"""loyalty: a membership and loyalty platform for retailers."""
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+from flask import Flask
+
+from loyalty.config import DefaultConfig
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: Mapping | None = None) -> Flask:
+    """Build the application: configuration, then a list of registrations. No database, Redis or
+    network work happens here; that waits for the first request, command or job."""
+    app = Flask(__name__, instance_relative_config=True, template_folder=str(PROJECT_ROOT / "templates"),
+                static_folder=str(PROJECT_ROOT / "static"))
+    configure(app, config)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    return app
+
+
+def configure(app: Flask, overrides: Mapping | None) -> None:
+    app.config.from_object(DefaultConfig)
+    app.config.from_prefixed_env("LOYALTY")
+    app.config.update(overrides or {})
+    os.makedirs(app.instance_path, exist_ok=True)
+    if not app.config["SQLALCHEMY_DATABASE_URI"]:
+        app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{Path(app.instance_path) / 'loyalty.db'}"
+    app.config["SQLALCHEMY_DATABASE_URI"] = _with_psycopg_driver(app.config["SQLALCHEMY_DATABASE_URI"])
+    if app.config["REDIS_URL"] and app.config["RATELIMIT_STORAGE_URI"] == "memory://":
+        app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"]
+    development = app.config["ENVIRONMENT"] == "development"
+    app.config.setdefault("SESSION_COOKIE_SECURE", not development)
+    app.config.setdefault("REMEMBER_COOKIE_SECURE", not development)
+    if not app.config["SECRET_KEY"]:
+        if not development:
+            raise RuntimeError("LOYALTY_SECRET_KEY must be set outside development")
+        app.config["SECRET_KEY"] = _development_secret(Path(app.instance_path))
+
+
+def _with_psycopg_driver(uri: str) -> str:
+    # psycopg 3 is the driver we ship; a bare postgresql:// URL would ask SQLAlchemy for psycopg2.
+    for prefix in ("postgresql://", "postgres://"):
+        if uri.startswith(prefix):
+            return "postgresql+psycopg://" + uri[len(prefix):]
+    return uri
+
+
+def _development_secret(instance: Path) -> str:
+    """A random key kept in the instance folder, so a development server's cookies and card tokens
+    survive restarts without anyone having to invent a secret."""
+    path = instance / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def register_extensions(app: Flask) -> None:
+    import loyalty.models  # noqa: F401  (every table in the metadata)
+    from loyalty.extensions import api, babel, csrf, db, limiter, login_manager, migrate
+
+    db.init_app(app)
+    # Batch mode: SQLite can only ALTER a table by copying it.
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    babel.init_app(app)
+    limiter.init_app(app)
+    api.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from loyalty.extensions import api, csrf
+    from loyalty.pos_api.api import blueprints as api_blueprints
+
+    for blueprint in api_blueprints:
+        # API clients authenticate with a bearer key, not a cookie: there is no session to forge.
+        csrf.exempt(blueprint)
+        api.register_blueprint(blueprint)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from loyalty.pos_api.problems import register_problem_handlers
+
+    register_problem_handlers(app)
+
+
+def register_commands(app: Flask) -> None:
+    from loyalty.cli import command_groups
+
+    for command in command_groups:
+        app.cli.add_command(command)

@@ -1,0 +1,81 @@
+"""Accounts: API keys for POS systems and staff users. Keys and passwords are never stored in clear."""
+
+import hashlib
+import secrets
+from datetime import datetime
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.orm import Session
+
+from loyalty.auth.models import API_SCOPES, STAFF_ROLES, ApiClient, StaffUser, Store
+from loyalty.errors import ValidationFailed
+
+KEY_PREFIX = "lk_"
+# Argon2id: memory-hard, so a stolen table of hashes is expensive to attack with GPUs.
+password_hasher = PasswordHasher()
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_api_client(session: Session, *, name: str, store: Store, scope: str = "pos") -> tuple[ApiClient, str]:
+    """A new client and its key. The key is returned once and only its hash is kept."""
+    if scope not in API_SCOPES:
+        raise ValidationFailed(f"unknown scope {scope!r}", errors={"scope": [f"One of {', '.join(API_SCOPES)}."]})
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    scopes = "pos manage" if scope == "manage" else "pos"
+    client = ApiClient(name=name, store=store, key_prefix=key[:10], key_sha256=hash_api_key(key), scopes=scopes)
+    session.add(client)
+    session.flush()
+    return client, key
+
+
+def authenticate_api_key(session: Session, key: str) -> ApiClient | None:
+    """The live client holding this key, or None for unknown and revoked keys alike."""
+    client = session.scalar(sa.select(ApiClient).where(ApiClient.key_sha256 == hash_api_key(key)))
+    if client is None or client.revoked_at is not None:
+        return None
+    return client
+
+
+def revoke_api_client(client: ApiClient, now: datetime) -> None:
+    client.revoked_at = now
+
+
+def create_staff_user(session: Session, *, email: str, role: str, password: str,
+                      store: Store | None = None) -> StaffUser:
+    if role not in STAFF_ROLES:
+        raise ValidationFailed(f"unknown role {role!r}", errors={"role": [f"One of {', '.join(STAFF_ROLES)}."]})
+    if len(password) < 8:
+        raise ValidationFailed("password too short", errors={"password": ["At least 8 characters."]})
+    email = email.strip().lower()
+    if session.scalar(sa.select(StaffUser.id).where(StaffUser.email == email)):
+        raise ValidationFailed("email taken", errors={"email": ["A staff user with this email exists."]})
+    user = StaffUser(email=email, role=role, password_hash=password_hasher.hash(password), store=store)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def check_password(password_hash: str | None, password: str) -> bool:
+    if not password_hash:
+        return False
+    try:
+        return password_hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def store_by_code(session: Session, code: str | None) -> Store:
+    """The named store, or the first store when no code is given (single-store installs)."""
+    query = sa.select(Store).order_by(Store.id)
+    if code:
+        query = query.where(Store.code == code)
+    store = session.scalars(query).first()
+    if store is None:
+        raise ValidationFailed(f"no store {code!r}" if code else "no store exists yet",
+                               errors={"store_code": ["Unknown store."]})
+    return store

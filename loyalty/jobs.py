@@ -1,0 +1,69 @@
+"""Background jobs: RQ queues when `REDIS_URL` is set, inline execution otherwise (the embedded default),
+and the periodic schedule declared as data.
+
+Jobs take ids, re-read the database and are safe to run twice. Enqueue only after the commit that
+makes their input visible.
+"""
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flask import Flask, current_app, has_app_context
+from redis import Redis
+from rq import Queue
+
+QUEUES = ("default", "maintenance")
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    name: str
+    func: str
+    cron: str
+    queue: str = "maintenance"
+    timeout: int = 3600
+
+
+# Minute hour day month weekday, in UTC. Each job is idempotent, so a missed or doubled run is harmless.
+PERIODIC_JOBS = (
+    PeriodicJob("release-holds", "loyalty.points.tasks.release_holds", "5 * * * *", timeout=600),
+    PeriodicJob("expire-lots", "loyalty.points.tasks.expire_lots", "15 18 * * *"),
+    PeriodicJob("evaluate-tiers", "loyalty.points.tasks.evaluate_tiers", "45 18 * * *"),
+)
+
+
+def redis_connection(app: Flask | None = None) -> Redis:
+    app = app or current_app
+    return Redis.from_url(app.config["REDIS_URL"])
+
+
+def enqueue(func: Callable, *args, queue: str = "default", job_id: str | None = None, timeout: int = 600):
+    """Run `func(*args)` on a worker, or right here when no Redis is configured."""
+    if not current_app.config["REDIS_URL"]:
+        return func(*args)
+    return Queue(queue, connection=redis_connection()).enqueue(
+        func, *args, job_id=job_id, job_timeout=timeout, result_ttl=3600, failure_ttl=7 * 24 * 3600
+    )
+
+
+_worker_app: Flask | None = None
+
+
+def task(func: Callable) -> Callable:
+    """Run a job function inside an application context: the caller's when inline, otherwise one app
+    built once per worker process."""
+
+    @functools.wraps(func)
+    def run(*args, **kwargs):
+        if has_app_context():
+            return func(*args, **kwargs)
+        global _worker_app
+        if _worker_app is None:
+            from loyalty import create_app
+
+            _worker_app = create_app()
+        with _worker_app.app_context():
+            return func(*args, **kwargs)
+
+    return run

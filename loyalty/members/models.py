@@ -1,0 +1,44 @@
+"""Members: the people who hold points, tiers and coupons."""
+
+from datetime import date, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from loyalty.db import created_at_column, id_column
+from loyalty.extensions import db
+from loyalty.points.models import Tier
+
+MEMBER_STATUSES = ("active", "suspended", "erased")
+
+
+class Member(db.Model):
+    __tablename__ = "members"
+
+    id: Mapped[int] = id_column()
+    # What cashiers type: nine digits and a Luhn check digit.
+    member_no: Mapped[str] = mapped_column(sa.String(16), unique=True)
+    name: Mapped[str | None] = mapped_column(sa.String(200))
+    email: Mapped[str | None] = mapped_column(sa.String(320), unique=True)
+    phone: Mapped[str | None] = mapped_column(sa.String(20), unique=True)
+    birthday: Mapped[date | None] = mapped_column()
+    home_store_id: Mapped[int | None] = mapped_column(sa.ForeignKey("stores.id"))
+    status: Mapped[str] = mapped_column(sa.String(16), default="active")
+    enrolled_at: Mapped[datetime] = created_at_column()
+    tier_id: Mapped[int] = mapped_column(sa.ForeignKey("tiers.id"))
+    tier_since: Mapped[datetime] = created_at_column()
+    # Cache of SUM(points_entries.points), written in the same DB transaction as every entry.
+    points_balance: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    # Per-member key of the rotating QR token; erasing the member clears it, killing every token.
+    card_secret: Mapped[str | None] = mapped_column(sa.String(64))
+    password_hash: Mapped[str | None] = mapped_column(sa.String(200))
+    email_marketing: Mapped[bool] = mapped_column(default=False)
+    sms_marketing: Mapped[bool] = mapped_column(default=False)
+    erased_at: Mapped[datetime | None] = mapped_column()
+
+    # Many-to-one by primary key: served from the identity map after the first load, no join needed.
+    tier: Mapped[Tier] = relationship()
+
+    __table_args__ = (
+        sa.CheckConstraint("status IN ('active', 'suspended', 'erased')", name="status"),
+    )

@@ -1,0 +1,125 @@
+"""Member rules: enrolment, finding a member by any of their codes, and their card tokens."""
+
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+
+import phonenumbers
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.orm import Session
+
+from loyalty.auth.models import Store
+from loyalty.errors import CardTokenExpired, DuplicateMember, UnknownMember, ValidationFailed
+from loyalty.members import cards
+from loyalty.members.models import Member
+from loyalty.members.numbers import is_valid_member_no, random_member_no
+from loyalty.points.models import TierChange
+from loyalty.points.program import Program
+
+
+def normalize_phone(raw: str, default_region: str = "CN") -> str:
+    """E.164 form of a phone number, or ValidationFailed."""
+    try:
+        parsed = phonenumbers.parse(raw, default_region)
+    except phonenumbers.NumberParseException:
+        parsed = None
+    if parsed is None or not phonenumbers.is_valid_number(parsed):
+        raise ValidationFailed("invalid phone number", errors={"phone": ["Not a valid phone number."]})
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def enrol_member(session: Session, program: Program, *, name: str, now: datetime, email: str | None = None,
+                 phone: str | None = None, birthday: date | None = None, home_store: Store | None = None,
+                 email_marketing: bool = False, sms_marketing: bool = False) -> Member:
+    """A new active member in the entry tier. Email or phone is required; each belongs to one member."""
+    if not email and not phone:
+        raise ValidationFailed("email or phone is required", errors={"email": ["Email or phone is required."]})
+    email = email.strip().lower() if email else None
+    phone = normalize_phone(phone) if phone else None
+    _refuse_taken_contact(session, email, phone)
+    member = Member(
+        member_no=_unused_member_no(session), name=name.strip(), email=email, phone=phone, birthday=birthday,
+        home_store_id=home_store.id if home_store else None, status="active", enrolled_at=now,
+        tier=program.entry_tier, tier_since=now, points_balance=0, card_secret=cards.new_card_secret(),
+        email_marketing=email_marketing, sms_marketing=sms_marketing,
+    )
+    session.add(member)
+    session.flush()
+    session.add(TierChange(member_id=member.id, to_tier_id=program.entry_tier.id, reason="enrolment",
+                           created_at=now))
+    return member
+
+
+def _refuse_taken_contact(session: Session, email: str | None, phone: str | None) -> None:
+    # The unique constraints are the real guard against a race; this gives the clear message.
+    if email and session.scalar(sa.select(Member.id).where(Member.email == email)):
+        raise DuplicateMember("a member with this email already exists")
+    if phone and session.scalar(sa.select(Member.id).where(Member.phone == phone)):
+        raise DuplicateMember("a member with this phone number already exists")
+
+
+def _unused_member_no(session: Session) -> str:
+    while True:
+        candidate = random_member_no()
+        if not session.scalar(sa.select(Member.id).where(Member.member_no == candidate)):
+            return candidate
+
+
+def get_member_by_no(session: Session, member_no: str) -> Member | None:
+    return session.scalar(sa.select(Member).where(Member.member_no == member_no, Member.status != "erased"))
+
+
+def resolve_member_codes(session: Session, codes: Iterable[str], now: datetime) -> dict[str, Member | Exception]:
+    """Map each code (card token, member number or E.164 phone) to its member, or to the error that
+    says why it names nobody. One query per kind of code, so a batch of sales resolves cheaply."""
+    by_code: dict[str, Member | Exception] = {}
+    numbers, phones, tokens = {}, {}, {}
+    for code in set(codes):
+        cleaned = code.strip()
+        if cleaned.isdigit() and is_valid_member_no(cleaned):
+            numbers[cleaned] = code
+        elif cleaned.startswith("+"):
+            phones[cleaned] = code
+        elif (decoded := cards.decode_card_token(cleaned)) is not None:
+            tokens[code] = decoded
+        by_code[code] = UnknownMember(f"no member has the code {code!r}")
+    live = Member.status != "erased"
+    if numbers:
+        for member in session.scalars(sa.select(Member).where(Member.member_no.in_(numbers), live)):
+            by_code[numbers[member.member_no]] = member
+    if phones:
+        for member in session.scalars(sa.select(Member).where(Member.phone.in_(phones), live)):
+            by_code[phones[member.phone]] = member
+    if tokens:
+        ids = {decoded.member_id for decoded in tokens.values()}
+        members = {m.id: m for m in session.scalars(sa.select(Member).where(Member.id.in_(ids), live))}
+        for code, decoded in tokens.items():
+            by_code[code] = _check_token(members.get(decoded.member_id), decoded, now)
+    return by_code
+
+
+def resolve_member_code(session: Session, code: str, now: datetime) -> Member:
+    found = resolve_member_codes(session, [code], now)[code]
+    if isinstance(found, Exception):
+        raise found
+    return found
+
+
+def _check_token(member: Member | None, decoded: cards.DecodedToken, now: datetime) -> Member | Exception:
+    config = current_app.config
+    if member is None or not cards.token_is_genuine(config["SECRET_KEY"], decoded, member.card_secret):
+        return UnknownMember("the card token is not genuine")
+    age = now - decoded.issued_at
+    if age > timedelta(seconds=config["CARD_TOKEN_MAX_AGE_SECONDS"]):
+        return CardTokenExpired("the card token is too old: ask the member to refresh their card")
+    if age < -timedelta(seconds=config["CARD_TOKEN_STEP_SECONDS"]):
+        return UnknownMember("the card token is from the future")
+    return member
+
+
+def current_card_token(member: Member, now: datetime) -> cards.CardToken:
+    config = current_app.config
+    return cards.issue_card_token(
+        config["SECRET_KEY"], member.id, member.card_secret, now,
+        step_seconds=config["CARD_TOKEN_STEP_SECONDS"], max_age_seconds=config["CARD_TOKEN_MAX_AGE_SECONDS"],
+    )

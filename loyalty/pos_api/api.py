@@ -1,0 +1,300 @@
+"""/api/v1 handlers (API.md). Thin: parse, call a service, serialise, remember the answer, commit."""
+
+import base64
+from collections.abc import Callable
+
+import marshmallow as ma
+import sqlalchemy as sa
+from flask import request
+from flask_smorest import Blueprint
+from sqlalchemy.exc import IntegrityError
+
+from loyalty.clock import utcnow
+from loyalty.errors import DomainError, IdempotencyConflict, NotFound, UnknownMember, ValidationFailed
+from loyalty.extensions import db
+from loyalty.auth.services import store_by_code
+from loyalty.members.services import enrol_member, get_member_by_no, resolve_member_code
+from loyalty.points.ledger import load_wallet
+from loyalty.points.models import PointsEntry
+from loyalty.points.program import load_program
+from loyalty.pos_api import schemas
+from loyalty.pos_api.auth import api_rate_limit, authenticate_request, current_client
+from loyalty.pos_api.idempotency import StoredResponse, find_stored, fingerprint, json_response, remember, replay
+from loyalty.pos_api.problems import problem_body
+from loyalty.sales.services import MemberSnapshot, SaleResult, get_sale, post_refund, post_sales
+
+members = Blueprint("api_members", __name__, url_prefix="/api/v1/members", description="Members")
+transactions = Blueprint("api_transactions", __name__, url_prefix="/api/v1/transactions",
+                         description="Sales and refunds")
+coupons = Blueprint("api_coupons", __name__, url_prefix="/api/v1/coupons", description="Coupons")
+blueprints = [members, transactions, coupons]
+
+# Two concurrent twins of one request: the loser's insert fails on the unique key after the winner
+# commits; the retry then finds the stored answer and replays it.
+IDEMPOTENT_ATTEMPTS = 3
+
+for _blueprint in blueprints:
+    _blueprint.before_request(authenticate_request)
+    api_rate_limit()(_blueprint)
+
+
+def run_idempotent(key: str | None, request_sha256: str, work: Callable[[], tuple[int, dict]]):
+    """Answer a POST once: replay a stored answer, refuse a changed body, or do the work and store it."""
+    client = current_client()
+    for attempt in range(IDEMPOTENT_ATTEMPTS):
+        if key is not None:
+            stored = find_stored(db.session, client, {key: request_sha256}).get(key)
+            if isinstance(stored, DomainError):
+                raise stored
+            if stored is not None:
+                return replay(stored)
+        try:
+            status, body = work()
+            if key is not None:
+                remember(db.session, client, key, request_sha256, status, body)
+            db.session.commit()
+            return json_response(body, status)
+        except IntegrityError:
+            db.session.rollback()
+            if attempt == IDEMPOTENT_ATTEMPTS - 1:
+                raise
+        except DomainError:
+            db.session.rollback()
+            raise
+
+
+def member_snapshot(member) -> MemberSnapshot:
+    return MemberSnapshot(member=member, tier=member.tier, points=load_wallet(db.session, member).summary(utcnow()))
+
+
+def find_member(member_no: str):
+    member = get_member_by_no(db.session, member_no)
+    if member is None:
+        raise NotFound(f"no member has the number {member_no!r}")
+    return member
+
+
+# --- members -----------------------------------------------------------------------------------
+
+@members.route("", methods=["POST"])
+@members.arguments(schemas.MemberCreateSchema)
+@members.response(201, schemas.MemberSchema)
+@members.alt_response(409, description="duplicate-member or idempotency-conflict")
+def enrol(data):
+    """Enrol a member. An `Idempotency-Key` header makes retries safe."""
+    header_key = request.headers.get("Idempotency-Key")
+    key = f"POST /members:{header_key}" if header_key else None
+
+    def work():
+        now = utcnow()
+        store = store_by_code(db.session, data["store_code"]) if data.get("store_code") else current_client().store
+        consents = data.get("consents") or {}
+        member = enrol_member(
+            db.session, load_program(db.session), name=data["name"], email=data.get("email"),
+            phone=data.get("phone"), birthday=data.get("birthday"), home_store=store, now=now,
+            email_marketing=consents.get("email_marketing", False),
+            sms_marketing=consents.get("sms_marketing", False),
+        )
+        return 201, schemas.member_schema.dump(member_snapshot(member))
+
+    return run_idempotent(key, fingerprint(request.get_json()), work)
+
+
+@members.route("/lookup")
+@members.arguments(schemas.LookupQuerySchema, location="query")
+@members.response(200, schemas.MemberSchema)
+@members.alt_response(410, description="card-token-expired")
+def lookup(query):
+    """Resolve a card token, member number or E.164 phone to the member."""
+    try:
+        member = resolve_member_code(db.session, query["code"], utcnow())
+    except UnknownMember as error:
+        raise NotFound(error.detail) from error
+    return member_snapshot(member)
+
+
+@members.route("/<member_no>")
+@members.response(200, schemas.MemberSchema)
+def get_member(member_no):
+    return member_snapshot(find_member(member_no))
+
+
+@members.route("/<member_no>/coupons")
+@members.response(200, schemas.CouponPageSchema)
+def member_coupons(member_no):
+    """Coupons the member can use now."""
+    find_member(member_no)
+    return {"data": [], "next_cursor": None}
+
+
+@members.route("/<member_no>/points")
+@members.arguments(schemas.PageQuerySchema, location="query")
+@members.response(200, schemas.PointsPageSchema)
+def member_points(query, member_no):
+    """Ledger entries, newest first."""
+    member = find_member(member_no)
+    statement = sa.select(PointsEntry).where(PointsEntry.member_id == member.id)
+    if "cursor" in query:
+        statement = statement.where(PointsEntry.id < decode_cursor(query["cursor"]))
+    entries = db.session.scalars(statement.order_by(PointsEntry.id.desc()).limit(query["limit"] + 1)).all()
+    page = entries[: query["limit"]]
+    more = len(entries) > query["limit"]
+    return {"data": page, "next_cursor": encode_cursor(page[-1].id) if more else None}
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, value = raw.partition(":")
+        if prefix != "id" or not value.isdigit():
+            raise ValueError(raw)
+        return int(value)
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationFailed("invalid cursor", errors={"cursor": ["Not a cursor this API returned."]})
+
+
+# --- sales and refunds ---------------------------------------------------------------------------
+
+@transactions.route("", methods=["POST"])
+@transactions.arguments(schemas.SaleSchema)
+@transactions.response(201, schemas.SaleResponseSchema)
+@transactions.alt_response(409, description="idempotency-conflict")
+@transactions.alt_response(422, description="unknown-member, insufficient-points, coupon-invalid, ...")
+def post_sale(sale):
+    """Post a sale: coupons, points redemption, earning and tier upgrade in one DB transaction.
+    Posting the same `external_id` with the same body again replays the first response."""
+
+    def work():
+        result = post_sales(db.session, load_program(db.session), current_client(), [sale], utcnow())[0]
+        if isinstance(result, DomainError):
+            raise result
+        return 201, schemas.sale_response_schema.dump(result)
+
+    return run_idempotent("sale:" + sale["external_id"], fingerprint(request.get_json()), work)
+
+
+@transactions.route("/batch", methods=["POST"])
+@transactions.arguments(schemas.BatchSchema)
+@transactions.response(200, schemas.BatchResponseSchema)
+def post_batch(body):
+    """Post up to 1,000 sales, each on its own: one failing does not stop the others."""
+    items = body["sales"]
+    for attempt in range(IDEMPOTENT_ATTEMPTS):
+        try:
+            results = _post_batch_once(items)
+            db.session.commit()
+            return json_response({"results": results})
+        except IntegrityError:
+            db.session.rollback()
+            if attempt == IDEMPOTENT_ATTEMPTS - 1:
+                raise
+
+
+def _post_batch_once(items: list[dict]) -> list[dict]:
+    client = current_client()
+    parsed: list[dict | DomainError] = [_parse_sale(item) for item in items]
+    prints = {index: fingerprint(item) for index, item in enumerate(items)}
+    keys = {index: "sale:" + sale["external_id"] for index, sale in enumerate(parsed) if isinstance(sale, dict)}
+    stored = find_stored(db.session, client, {keys[i]: prints[i] for i in reversed(list(keys))})
+    first_of_key: dict[str, int] = {}
+    to_post: list[int] = []
+    for index, key in keys.items():
+        if key in stored or key in first_of_key:
+            continue
+        first_of_key[key] = index
+        to_post.append(index)
+    posted = post_sales(db.session, load_program(db.session), client, [parsed[i] for i in to_post], utcnow())
+    outcomes: dict[int, dict] = {}
+    for index, result in zip(to_post, posted):
+        outcomes[index] = _batch_outcome(parsed[index]["external_id"], result, replayed=False)
+        if isinstance(result, SaleResult):
+            remember(db.session, client, keys[index], prints[index], 201, outcomes[index]["transaction"])
+            stored[keys[index]] = StoredResponse(201, outcomes[index]["transaction"])
+    results = []
+    for index, sale in enumerate(parsed):
+        if index in outcomes:
+            results.append(outcomes[index])
+        elif isinstance(sale, DomainError):
+            results.append(_batch_outcome(_external_id_of(items[index]), sale, replayed=False))
+        else:
+            results.append(_replayed_outcome(sale["external_id"], keys[index], prints[index], stored,
+                                             first_of_key, prints))
+    return results
+
+
+def _replayed_outcome(external_id, key, request_sha256, stored, first_of_key, prints) -> dict:
+    """A sale answered before (in an earlier call, or earlier in this batch)."""
+    earlier = stored.get(key)
+    if key in first_of_key and prints[first_of_key[key]] != request_sha256:
+        earlier = IdempotencyConflict("this external_id appears earlier in the batch with a different body")
+    if isinstance(earlier, StoredResponse):
+        return {"external_id": external_id, "status": earlier.status, "replayed": True, "transaction": earlier.body}
+    if earlier is None:
+        # Its first occurrence in this batch failed; so does this one, for the same reason.
+        return {"external_id": external_id, "status": 422, "replayed": False,
+                "error": {"title": "Earlier item failed", "status": 422,
+                          "detail": "the same external_id failed earlier in this batch"}}
+    return _batch_outcome(external_id, earlier, replayed=False)
+
+
+def _batch_outcome(external_id, result, *, replayed: bool) -> dict:
+    if isinstance(result, DomainError):
+        return {"external_id": external_id, "status": result.status, "replayed": False, "error": problem_body(result)}
+    return {"external_id": external_id, "status": 201, "replayed": replayed,
+            "transaction": schemas.sale_response_schema.dump(result)}
+
+
+def _parse_sale(item) -> dict | DomainError:
+    try:
+        return schemas.sale_schema.load(item)
+    except ma.ValidationError as error:
+        return ValidationFailed("the sale failed validation", errors=error.normalized_messages())
+
+
+def _external_id_of(item) -> str | None:
+    external_id = item.get("external_id") if isinstance(item, dict) else None
+    return external_id if isinstance(external_id, str) else None
+
+
+@transactions.route("/<external_id>")
+@transactions.response(200, schemas.TransactionSchema)
+def get_transaction(external_id):
+    """A sale with its refunds."""
+    sale = get_sale(db.session, current_client(), external_id)
+    return {
+        "external_id": sale.external_id, "member_no": sale.member.member_no if sale.member else None,
+        "store_code": sale.store.code,
+        "channel": sale.channel, "occurred_at": sale.occurred_at, "currency": sale.currency, "amount": sale.amount,
+        "subtotal": sale.subtotal, "points_earned": sale.points_earned, "points_redeemed": sale.points_redeemed,
+        "refunded_amount": sale.refunded_amount, "points_reversed": sale.points_reversed,
+        "points_restored": sale.points_restored, "lines": sale.lines, "refunds": sale.refunds,
+    }
+
+
+@transactions.route("/<external_id>/refunds", methods=["POST"])
+@transactions.arguments(schemas.RefundSchema)
+@transactions.response(201, schemas.RefundResponseSchema)
+@transactions.alt_response(422, description="refund-exceeds-sale")
+def post_refund_view(refund, external_id):
+    """Refund part or all of a sale; points are reversed and restored in proportion (API.md)."""
+
+    def work():
+        result = post_refund(db.session, load_program(db.session), current_client(), external_id, refund, utcnow())
+        return 201, schemas.refund_response_schema.dump(result)
+
+    request_sha256 = fingerprint({"sale": external_id, "refund": request.get_json()})
+    return run_idempotent("refund:" + refund["external_id"], request_sha256, work)
+
+
+# --- coupons -----------------------------------------------------------------------------------
+
+@coupons.route("/validate", methods=["POST"])
+@coupons.arguments(schemas.CouponValidateSchema)
+@coupons.response(200, schemas.CouponValidationSchema)
+def validate_coupon(data):
+    """Preview a coupon against a basket; changes nothing."""
+    return {"code": data["code"], "valid": False, "reason": "unknown", "discount": 0}

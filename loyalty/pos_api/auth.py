@@ -1,0 +1,54 @@
+"""API key authentication and scopes for /api/v1, and the per-key rate limit."""
+
+import hashlib
+from functools import wraps
+
+from flask import current_app, g, request
+from werkzeug.exceptions import Forbidden, Unauthorized
+
+from loyalty.auth.models import ApiClient
+from loyalty.auth.services import authenticate_api_key
+from loyalty.extensions import db, limiter
+
+
+def _bearer_key() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, key = header.partition(" ")
+    return key.strip() if scheme.lower() == "bearer" and key.strip() else None
+
+
+def authenticate_request() -> None:
+    """Blueprint `before_request`: every /api/v1 call but the OpenAPI document needs a live key."""
+    key = _bearer_key()
+    client = authenticate_api_key(db.session, key) if key else None
+    if client is None:
+        raise Unauthorized("a valid API key is required: Authorization: Bearer <key>")
+    g.api_client = client
+
+
+def current_client() -> ApiClient:
+    return g.api_client
+
+
+def require_scope(scope: str):
+    def decorate(view):
+        @wraps(view)
+        def guarded(*args, **kwargs):
+            if not current_client().has_scope(scope):
+                raise Forbidden(f"this API key lacks the {scope!r} scope")
+            return view(*args, **kwargs)
+        return guarded
+    return decorate
+
+
+def rate_limit_key() -> str:
+    """Limit per key (hashed, never kept in clear), falling back to the address for keyless calls."""
+    key = _bearer_key()
+    if key:
+        return "key:" + hashlib.sha256(key.encode()).hexdigest()[:32]
+    return "addr:" + (request.remote_addr or "unknown")
+
+
+def api_rate_limit():
+    return limiter.shared_limit(lambda: current_app.config["API_RATE_LIMIT"], scope="api-v1",
+                                key_func=rate_limit_key)

@@ -1,0 +1,63 @@
+"""Replaying a client's first answer (API.md "Idempotency", DESIGN.md invariant 5).
+
+A retried POST with the same key and the same body gets the stored first response with
+`Idempotent-Replayed: true`; the same key with another body is a conflict. The record is written in
+the same DB transaction as the work, so either both exist or neither does.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from flask import Response
+from sqlalchemy.orm import Session
+
+from loyalty.auth.models import ApiClient
+from loyalty.errors import IdempotencyConflict
+from loyalty.sales.models import IdempotencyRecord
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status: int
+    body: dict
+
+
+def fingerprint(payload) -> str:
+    """Hash of the request body as data: key order and white space do not make a retry different."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def find_stored(session: Session, client: ApiClient, fingerprints: dict[str, str]) -> dict[str, StoredResponse | IdempotencyConflict]:
+    """For each key already answered: the stored response, or a conflict when the body differs."""
+    if not fingerprints:
+        return {}
+    records = session.scalars(
+        sa.select(IdempotencyRecord).where(
+            IdempotencyRecord.client_id == client.id, IdempotencyRecord.key.in_(list(fingerprints))
+        )
+    )
+    found = {}
+    for record in records:
+        if record.request_sha256 != fingerprints[record.key]:
+            found[record.key] = IdempotencyConflict(
+                "this key was already used with a different request body"
+            )
+        else:
+            found[record.key] = StoredResponse(record.response_status, record.response_body)
+    return found
+
+
+def remember(session: Session, client: ApiClient, key: str, request_sha256: str, status: int, body: dict) -> None:
+    session.add(IdempotencyRecord(client_id=client.id, key=key, request_sha256=request_sha256,
+                                  response_status=status, response_body=body))
+
+
+def replay(stored: StoredResponse) -> Response:
+    return json_response(stored.body, stored.status, headers={"Idempotent-Replayed": "true"})
+
+
+def json_response(body, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(json.dumps(body, separators=(",", ":")), status=status, headers=headers or {},
+                    mimetype="application/json")

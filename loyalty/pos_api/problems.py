@@ -1,0 +1,91 @@
+"""RFC 9457 problem responses for everything under /api/, for domain errors and HTTP errors alike."""
+
+import json
+
+from flask import Flask, Response, current_app, render_template_string, request
+from werkzeug.exceptions import HTTPException
+
+from loyalty.errors import DomainError
+
+PROBLEM_BASE = "https://loyalty.dev/problems/"
+
+# HTTP errors raised by Flask, Werkzeug, webargs or Flask-Limiter, mapped to the contract's slugs.
+HTTP_SLUGS = {
+    400: ("validation-error", 422, "Validation failed"),
+    401: ("unauthorized", 401, "Unauthorized"),
+    403: ("forbidden", 403, "Forbidden"),
+    404: ("not-found", 404, "Not found"),
+    405: ("method-not-allowed", 405, "Method not allowed"),
+    413: ("payload-too-large", 413, "Payload too large"),
+    415: ("validation-error", 422, "Validation failed"),
+    422: ("validation-error", 422, "Validation failed"),
+    429: ("rate-limited", 429, "Too many requests"),
+}
+
+
+def problem_response(slug: str, status: int, title: str, detail: str | None = None, *,
+                     errors: dict | None = None, headers: dict | None = None) -> Response:
+    body = {"type": PROBLEM_BASE + slug, "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    if errors:
+        body["errors"] = errors
+    return Response(json.dumps(body), status=status, headers=headers or {},
+                    mimetype="application/problem+json")
+
+
+def problem_body(error: DomainError) -> dict:
+    body = {"type": PROBLEM_BASE + error.slug, "title": error.title, "status": error.status,
+            "detail": error.detail}
+    if error.errors:
+        body["errors"] = error.errors
+    return body
+
+
+def register_problem_handlers(app: Flask) -> None:
+    app.register_error_handler(DomainError, _domain_error)
+    app.register_error_handler(HTTPException, _http_error)
+
+
+def _wants_problem() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _domain_error(error: DomainError):
+    if _wants_problem():
+        return Response(json.dumps(problem_body(error)), status=error.status,
+                        mimetype="application/problem+json")
+    return _html_error(error.status, error.title, error.detail)
+
+
+def _http_error(error: HTTPException):
+    if not _wants_problem():
+        return error
+    slug, status, title = HTTP_SLUGS.get(error.code, ("http-error", error.code or 500, error.name))
+    data = getattr(error, "data", None) or {}
+    errors = data.get("messages") or data.get("errors")
+    if isinstance(errors, dict) and set(errors) <= {"json", "query", "querystring", "headers", "view_args"}:
+        # webargs nests messages under the location; the contract names fields directly.
+        errors = {field: messages for location in errors.values() for field, messages in location.items()}
+    headers = {}
+    if status == 429:
+        headers["Retry-After"] = str(_retry_after(error))
+    detail = data.get("message") or error.description
+    if status >= 500:
+        current_app.logger.exception("server error on %s", request.path)
+        detail = "internal error"
+    return problem_response(slug, status, title, detail, errors=errors if isinstance(errors, dict) else None,
+                            headers=headers)
+
+
+def _retry_after(error: HTTPException) -> int:
+    limit = getattr(error, "limit", None)
+    try:
+        return max(1, int(limit.limit.get_expiry()))
+    except (AttributeError, TypeError, ValueError):
+        return 1
+
+
+def _html_error(status: int, title: str, detail: str):
+    page = "<!doctype html><title>{{ title }}</title><h1>{{ title }}</h1><p>{{ detail }}</p>"
+    return render_template_string(page, title=title, detail=detail), status

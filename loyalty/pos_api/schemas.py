@@ -1,0 +1,293 @@
+"""The /api/v1 wire format (API.md): what clients may send, and what they get back.
+
+Input schemas refuse unknown fields, floats where integers belong and naive times. Output bodies
+mask personal data.
+"""
+
+from datetime import UTC, datetime
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+from loyalty.clock import utcnow
+
+MAX_MONEY = 10**12  # minor units: far beyond any till, small enough for every integer column
+MAX_POINTS = 10**9
+
+
+class StrictSchema(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+
+class UTCDateTime(fields.AwareDateTime):
+    """RFC 3339 with an offset in, UTC `...Z` out."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return super()._deserialize(value, attr, data, **kwargs).astimezone(UTC)
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return None
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def money(**kwargs):
+    return fields.Integer(strict=True, validate=validate.Range(0, MAX_MONEY), **kwargs)
+
+
+def points(**kwargs):
+    return fields.Integer(strict=True, validate=validate.Range(0, MAX_POINTS), **kwargs)
+
+
+def not_in_future(value: datetime) -> None:
+    from flask import current_app
+
+    if value > utcnow() + current_app.config["SALE_FUTURE_TOLERANCE"]:
+        raise ma.ValidationError("Must not be more than 5 minutes in the future.")
+
+
+def mask_email(email: str | None) -> str | None:
+    if not email:
+        return None
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+def mask_phone(phone: str | None) -> str | None:
+    if not phone:
+        return None
+    if len(phone) <= 8:
+        return phone[:2] + "*" * (len(phone) - 2)
+    return phone[:6] + "*" * (len(phone) - 10) + phone[-4:]
+
+
+# --- members -----------------------------------------------------------------------------------
+
+class ConsentsSchema(StrictSchema):
+    email_marketing = fields.Boolean(load_default=False)
+    sms_marketing = fields.Boolean(load_default=False)
+
+
+class MemberCreateSchema(StrictSchema):
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    email = fields.Email(validate=validate.Length(max=320))
+    phone = fields.String(validate=validate.Length(3, 32))
+    birthday = fields.Date()
+    store_code = fields.String(validate=validate.Length(1, 32))
+    consents = fields.Nested(ConsentsSchema)
+
+    @ma.validates_schema
+    def email_or_phone(self, data, **kwargs):
+        if not data.get("email") and not data.get("phone"):
+            raise ma.ValidationError("Email or phone is required.", "email")
+
+
+class TierSchema(ma.Schema):
+    code = fields.String()
+    name = fields.String()
+    multiplier = fields.Decimal(as_string=True, places=2)
+
+
+class ExpiringSchema(ma.Schema):
+    points = fields.Integer()
+    expires_at = UTCDateTime()
+
+
+class PointsSchema(ma.Schema):
+    balance = fields.Integer(metadata={"description": "every point held; negative after a refund of spent points"})
+    available = fields.Integer(metadata={"description": "redeemable now"})
+    pending = fields.Integer(metadata={"description": "on hold until the return window passes"})
+    expiring = fields.List(fields.Nested(ExpiringSchema))
+
+
+class MemberSchema(ma.Schema):
+    """Dumped from a sales.services.MemberSnapshot."""
+
+    member_no = fields.Function(lambda snap: snap.member.member_no)
+    name = fields.Function(lambda snap: snap.member.name)
+    email = fields.Function(lambda snap: mask_email(snap.member.email))
+    phone = fields.Function(lambda snap: mask_phone(snap.member.phone))
+    status = fields.Function(lambda snap: snap.member.status)
+    tier = fields.Nested(TierSchema)
+    points = fields.Method("dump_points")
+    enrolled_at = fields.Function(lambda snap: UTCDateTime()._serialize(snap.member.enrolled_at, None, None))
+
+    def dump_points(self, snap):
+        summary = snap.points
+        return {
+            "balance": summary.balance, "available": summary.available, "pending": summary.pending,
+            "expiring": [{"points": amount, "expires_at": UTCDateTime()._serialize(at, None, None)}
+                         for amount, at in summary.expiring],
+        }
+
+
+class LookupQuerySchema(StrictSchema):
+    code = fields.String(required=True, validate=validate.Length(1, 200))
+
+
+class PageQuerySchema(StrictSchema):
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
+    cursor = fields.String(validate=validate.Length(1, 100))
+
+
+class PointsEntrySchema(ma.Schema):
+    id = fields.Integer()
+    kind = fields.String()
+    points = fields.Integer()
+    reason = fields.String()
+    occurred_at = UTCDateTime()
+    created_at = UTCDateTime()
+
+
+class PointsPageSchema(ma.Schema):
+    data = fields.List(fields.Nested(PointsEntrySchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+# --- sales and refunds ---------------------------------------------------------------------------
+
+class LineSchema(StrictSchema):
+    sku = fields.String(required=True, validate=validate.Length(1, 64))
+    category = fields.String(validate=validate.Length(1, 64))
+    quantity = fields.Integer(strict=True, load_default=1, validate=validate.Range(1, 1_000_000))
+    unit_price = money()
+    amount = money(required=True)
+
+
+class SaleSchema(StrictSchema):
+    external_id = fields.String(required=True, validate=validate.Length(1, 128))
+    member = fields.String(validate=validate.Length(1, 200))
+    store_code = fields.String(validate=validate.Length(1, 32))
+    channel = fields.String(load_default="pos", validate=validate.OneOf(["pos", "online"]))
+    occurred_at = UTCDateTime(required=True, validate=not_in_future)
+    currency = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}$"))
+    amount = money(required=True, metadata={"description": "paid in money after every discount"})
+    subtotal = money(metadata={"description": "basket before coupon and points discounts; defaults to amount"})
+    lines = fields.List(fields.Nested(LineSchema), validate=validate.Length(max=500))
+    coupons = fields.List(fields.String(validate=validate.Length(1, 64)), validate=validate.Length(max=20))
+    points_redeemed = points(load_default=0)
+
+    @ma.validates_schema
+    def subtotal_covers_amount(self, data, **kwargs):
+        if "subtotal" in data and data["subtotal"] < data.get("amount", 0):
+            raise ma.ValidationError("Must not be less than amount.", "subtotal")
+
+
+class BatchSchema(StrictSchema):
+    # Items are validated one by one so that one bad sale fails alone (see api.post_batch).
+    sales = fields.List(fields.Dict(), required=True, validate=validate.Length(1, 1000),
+                        metadata={"description": "up to 1,000 Sale objects, each posted on its own"})
+
+
+class CouponLineSchema(ma.Schema):
+    code = fields.String()
+    discount = fields.Integer()
+
+
+class SaleResponseSchema(ma.Schema):
+    """Dumped from a sales.services.SaleResult."""
+
+    external_id = fields.Function(lambda result: result.transaction.external_id)
+    member_no = fields.Function(lambda result: result.member.member.member_no if result.member else None)
+    amount = fields.Function(lambda result: result.transaction.amount)
+    currency = fields.Function(lambda result: result.transaction.currency)
+    occurred_at = fields.Function(lambda result: UTCDateTime()._serialize(result.transaction.occurred_at, None, None))
+    points_earned = fields.Function(lambda result: result.transaction.points_earned)
+    points_redeemed = fields.Function(lambda result: result.transaction.points_redeemed)
+    coupons = fields.List(fields.Nested(CouponLineSchema))
+    member = fields.Nested(MemberSchema, allow_none=True)
+
+
+class RefundSchema(StrictSchema):
+    external_id = fields.String(required=True, validate=validate.Length(1, 128))
+    amount = fields.Integer(strict=True, required=True, validate=validate.Range(1, MAX_MONEY))
+    occurred_at = UTCDateTime(validate=not_in_future)
+    lines = fields.List(fields.Nested(LineSchema), validate=validate.Length(max=500))
+
+
+class RefundResponseSchema(ma.Schema):
+    """Dumped from a sales.services.RefundResult."""
+
+    external_id = fields.Function(lambda result: result.refund.external_id)
+    transaction_external_id = fields.Function(lambda result: result.sale.external_id)
+    amount = fields.Function(lambda result: result.refund.amount)
+    points_reversed = fields.Function(lambda result: result.refund.points_reversed)
+    points_restored = fields.Function(lambda result: result.refund.points_restored)
+    member = fields.Nested(MemberSchema, allow_none=True)
+
+
+class RefundLineSchema(ma.Schema):
+    external_id = fields.String()
+    amount = fields.Integer()
+    occurred_at = UTCDateTime()
+    points_reversed = fields.Integer()
+    points_restored = fields.Integer()
+
+
+class TransactionLineOutSchema(ma.Schema):
+    sku = fields.String()
+    category = fields.String(allow_none=True)
+    quantity = fields.Integer()
+    unit_price = fields.Integer()
+    amount = fields.Integer()
+
+
+class TransactionSchema(ma.Schema):
+    """A sale with its refunds (GET /transactions/{external_id})."""
+
+    external_id = fields.String()
+    member_no = fields.String(allow_none=True)
+    store_code = fields.String()
+    channel = fields.String()
+    occurred_at = UTCDateTime()
+    currency = fields.String()
+    amount = fields.Integer()
+    subtotal = fields.Integer()
+    points_earned = fields.Integer()
+    points_redeemed = fields.Integer()
+    refunded_amount = fields.Integer()
+    points_reversed = fields.Integer()
+    points_restored = fields.Integer()
+    lines = fields.List(fields.Nested(TransactionLineOutSchema))
+    refunds = fields.List(fields.Nested(RefundLineSchema))
+
+
+class BatchItemSchema(ma.Schema):
+    external_id = fields.String(allow_none=True)
+    status = fields.Integer(metadata={"description": "the HTTP status this sale alone would have had"})
+    replayed = fields.Boolean()
+    transaction = fields.Nested(SaleResponseSchema)
+    error = fields.Dict(metadata={"description": "an RFC 9457 problem"})
+
+
+class BatchResponseSchema(ma.Schema):
+    results = fields.List(fields.Nested(BatchItemSchema))
+
+
+# --- coupons (until the campaigns package: every code is unknown) -------------------------------
+
+class CouponValidateSchema(StrictSchema):
+    code = fields.String(required=True, validate=validate.Length(1, 64))
+    member = fields.String(validate=validate.Length(1, 200))
+    amount = money(required=True)
+    lines = fields.List(fields.Nested(LineSchema), validate=validate.Length(max=500))
+
+
+class CouponValidationSchema(ma.Schema):
+    code = fields.String()
+    valid = fields.Boolean()
+    reason = fields.String(allow_none=True)
+    discount = fields.Integer()
+
+
+class CouponPageSchema(ma.Schema):
+    data = fields.List(fields.Dict())
+    next_cursor = fields.String(allow_none=True)
+
+
+member_schema = MemberSchema()
+sale_response_schema = SaleResponseSchema()
+refund_response_schema = RefundResponseSchema()
+transaction_schema = TransactionSchema()
+sale_schema = SaleSchema()

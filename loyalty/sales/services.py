@@ -1,0 +1,246 @@
+"""Posting sales and refunds: the one path every channel (POS API, batch backfill, staff console,
+demo data) takes, so the same rules apply everywhere.
+
+A list of sales is posted as one unit of work: the members named are locked once (in id order), each
+sale is checked completely before anything of it is written, and a sale that fails records nothing
+while the others go on. The caller commits.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from loyalty.auth.models import ApiClient, Store
+from loyalty.errors import (
+    CouponInvalid,
+    CurrencyMismatch,
+    DomainError,
+    Forbidden,
+    NotFound,
+    RefundExceedsSale,
+    ValidationFailed,
+)
+from loyalty.members.models import Member
+from loyalty.members.services import resolve_member_codes
+from loyalty.points.earning import SaleLine, compute_earning
+from loyalty.points.ledger import PointsSummary, Wallet, lock_wallet, lock_wallets
+from loyalty.points.models import Tier
+from loyalty.points.program import Program
+from loyalty.points.tiers import qualifying_points, upgrade_if_qualified
+from loyalty.sales.models import Transaction, TransactionLine
+
+
+@dataclass(frozen=True)
+class MemberSnapshot:
+    """A member as they stood right after one sale or refund (a batch may hold several of theirs)."""
+
+    member: Member
+    tier: Tier
+    points: PointsSummary
+
+
+@dataclass(frozen=True)
+class SaleResult:
+    transaction: Transaction
+    member: MemberSnapshot | None
+    coupons: list[dict] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    refund: Transaction
+    sale: Transaction
+    member: MemberSnapshot | None
+
+
+def post_sales(session: Session, program: Program, client: ApiClient, sales: Sequence[dict],
+               now: datetime) -> list[SaleResult | DomainError]:
+    """Post validated sale payloads (see pos_api.schemas.SaleSchema); one result per sale, in order."""
+    members = resolve_member_codes(session, [sale["member"] for sale in sales if sale.get("member")], now)
+    stores = _stores_by_code(session, client, sales)
+    member_ids = [found.id for found in members.values() if isinstance(found, Member)]
+    wallets = lock_wallets(session, member_ids)
+    qualifying = _qualifying_for_upgrade(session, program, wallets.values(), now)
+    results: list[SaleResult | DomainError] = []
+    for sale in sales:
+        try:
+            results.append(_post_sale(session, program, client, sale, members, stores, wallets, qualifying, now))
+        except DomainError as error:
+            results.append(error)
+    session.flush()
+    return results
+
+
+def _post_sale(session, program, client, sale, members, stores, wallets, qualifying, now) -> SaleResult:
+    store = _store_for(sale, stores)
+    wallet = _wallet_for(sale, members, wallets)
+    _check_sale(program, sale, wallet, now)
+    transaction = _new_transaction(client, store, wallet, sale)
+    session.add(transaction)
+    if wallet is None:
+        return SaleResult(transaction=transaction, member=None)
+    if transaction.points_redeemed:
+        wallet.redeem(transaction.points_redeemed, now=now, occurred_at=transaction.occurred_at,
+                      transaction=transaction, reason=f"sale {transaction.external_id}", source="transaction")
+    _earn(program, wallet, transaction, qualifying, now)
+    return SaleResult(transaction=transaction, member=snapshot(wallet, now))
+
+
+def _check_sale(program: Program, sale: dict, wallet: Wallet | None, now: datetime) -> None:
+    """Everything that can refuse a sale, checked before any of it is written."""
+    if sale["currency"] != program.settings.currency:
+        raise CurrencyMismatch(f"the program's currency is {program.settings.currency}, not {sale['currency']}")
+    if sale.get("coupons"):
+        # Coupons arrive with the campaigns package; until then every code is unknown.
+        code = sale["coupons"][0]
+        raise CouponInvalid(f"coupon {code!r} is not known", reason="unknown", code=code)
+    redeem = sale.get("points_redeemed") or 0
+    if redeem and wallet is None:
+        raise ValidationFailed("points can only be redeemed by a member",
+                               errors={"points_redeemed": ["Requires a member."]})
+    if redeem:
+        wallet.redeem_check(redeem, now)
+
+
+def _new_transaction(client: ApiClient, store: Store, wallet: Wallet | None, sale: dict) -> Transaction:
+    lines = [
+        TransactionLine(line_no=number, sku=line["sku"], category=line.get("category"),
+                        quantity=line.get("quantity", 1), unit_price=line.get("unit_price", line["amount"]),
+                        amount=line["amount"])
+        for number, line in enumerate(sale.get("lines") or [], start=1)
+    ]
+    return Transaction(
+        client_id=client.id, kind="sale", external_id=sale["external_id"], store_id=store.id,
+        member_id=wallet.member.id if wallet else None, channel=sale.get("channel", "pos"),
+        occurred_at=sale["occurred_at"], currency=sale["currency"], amount=sale["amount"],
+        subtotal=sale.get("subtotal", sale["amount"]), points_redeemed=sale.get("points_redeemed") or 0,
+        lines=lines,
+    )
+
+
+def _earn(program: Program, wallet: Wallet, transaction: Transaction, qualifying: dict[int, int],
+          now: datetime) -> None:
+    member = wallet.member
+    earning = compute_earning(
+        program.settings, member.tier, program.earning_rules, amount=transaction.amount,
+        subtotal=transaction.subtotal, occurred_at=transaction.occurred_at,
+        lines=[SaleLine(line.sku, line.category, line.amount) for line in transaction.lines],
+    )
+    transaction.points_earned = earning.points
+    transaction.qualifying_points = earning.base_points
+    if earning.points or earning.base_points:
+        available_at, expires_at = program.lot_dates(transaction.occurred_at)
+        wallet.credit("earn", earning.points, occurred_at=transaction.occurred_at, available_at=available_at,
+                      expires_at=expires_at, qualifying_points=earning.base_points, transaction=transaction,
+                      reason=f"sale {transaction.external_id}", source="transaction")
+    if member.id in qualifying and transaction.occurred_at > program.qualifying_window_start(now):
+        qualifying[member.id] += earning.base_points
+        upgrade_if_qualified(wallet.session, program, member, qualifying[member.id], now)
+
+
+def _qualifying_for_upgrade(session, program: Program, wallets, now: datetime) -> dict[int, int]:
+    """Qualifying points of the members who still have a tier above them (the others cannot move up)."""
+    top_rank = program.tiers[-1].rank
+    climbing = [wallet.member.id for wallet in wallets if wallet.member.tier.rank < top_rank]
+    return qualifying_points(session, climbing, program.qualifying_window_start(now))
+
+
+def _stores_by_code(session: Session, client: ApiClient, sales: Sequence[dict]) -> dict[str, Store]:
+    codes = {sale["store_code"] for sale in sales if sale.get("store_code")} - {client.store.code}
+    stores = {client.store.code: client.store, None: client.store}
+    if codes:
+        stores.update({store.code: store for store in session.scalars(sa.select(Store).where(Store.code.in_(codes)))})
+    return stores
+
+
+def _store_for(sale: dict, stores: dict) -> Store:
+    store = stores.get(sale.get("store_code"))
+    if store is None:
+        raise ValidationFailed("unknown store", errors={"store_code": [f"No store has the code {sale['store_code']!r}."]})
+    return store
+
+
+def _wallet_for(sale: dict, members: dict, wallets: dict[int, Wallet]) -> Wallet | None:
+    if not sale.get("member"):
+        return None
+    found = members[sale["member"]]
+    if isinstance(found, DomainError):
+        raise found
+    return wallets[found.id]
+
+
+def snapshot(wallet: Wallet, now: datetime) -> MemberSnapshot:
+    return MemberSnapshot(member=wallet.member, tier=wallet.member.tier, points=wallet.summary(now))
+
+
+def get_sale(session: Session, client: ApiClient, external_id: str, *, for_update: bool = False) -> Transaction:
+    """The client's own sale; another client's sale of that id is forbidden, none at all is not found."""
+    query = sa.select(Transaction).where(
+        Transaction.client_id == client.id, Transaction.kind == "sale", Transaction.external_id == external_id
+    )
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    sale = session.scalar(query)
+    if sale is not None:
+        return sale
+    elsewhere = session.scalar(
+        sa.select(Transaction.id).where(Transaction.kind == "sale", Transaction.external_id == external_id).limit(1)
+    )
+    if elsewhere is not None:
+        raise Forbidden("this sale was posted by another client")
+    raise NotFound(f"no sale has the external_id {external_id!r}")
+
+
+def post_refund(session: Session, program: Program, client: ApiClient, sale_external_id: str, refund: dict,
+                now: datetime) -> RefundResult:
+    """Refund part or all of a sale. Points are reversed and restored in proportion to the refunded
+    share, cumulatively and rounded down (API.md), so refunds adding up to the sale reverse exactly
+    what it earned and restore exactly what it redeemed."""
+    sale = get_sale(session, client, sale_external_id)
+    wallet = lock_wallet(session, sale.member_id) if sale.member_id else None
+    sale = get_sale(session, client, sale_external_id, for_update=True)
+    refunded = sale.refunded_amount + refund["amount"]
+    if refunded > sale.amount:
+        raise RefundExceedsSale(
+            f"refunds would total {refunded}, more than the sale's {sale.amount}",
+        )
+    reversed_now = sale.points_earned * refunded // sale.amount - sale.points_reversed
+    qualifying_now = sale.qualifying_points * refunded // sale.amount - sale.qualifying_reversed
+    restored_now = sale.points_redeemed * refunded // sale.amount - sale.points_restored
+    record = Transaction(
+        client_id=client.id, kind="refund", external_id=refund["external_id"], sale_id=sale.id,
+        member_id=sale.member_id, store_id=sale.store_id, channel=sale.channel,
+        occurred_at=refund.get("occurred_at") or now, currency=sale.currency, amount=refund["amount"],
+        subtotal=refund["amount"], points_reversed=reversed_now, qualifying_reversed=qualifying_now,
+        points_restored=restored_now,
+        lines=[TransactionLine(line_no=number, sku=line["sku"], category=line.get("category"),
+                               quantity=line.get("quantity", 1), unit_price=line.get("unit_price", line["amount"]),
+                               amount=line["amount"])
+               for number, line in enumerate(refund.get("lines") or [], start=1)],
+    )
+    session.add(record)
+    sale.refunded_amount = refunded
+    sale.points_reversed += reversed_now
+    sale.qualifying_reversed += qualifying_now
+    sale.points_restored += restored_now
+    if wallet is not None:
+        _move_refund_points(program, wallet, sale, record, reversed_now, qualifying_now, restored_now)
+    session.flush()
+    return RefundResult(refund=record, sale=sale, member=snapshot(wallet, now) if wallet else None)
+
+
+def _move_refund_points(program, wallet, sale, record, reversed_now, qualifying_now, restored_now) -> None:
+    source = {"transaction": record, "reason": f"refund {record.external_id} of sale {sale.external_id}",
+              "source": "transaction"}
+    if reversed_now or qualifying_now:
+        wallet.debit("reverse", reversed_now, occurred_at=record.occurred_at, qualifying_points=qualifying_now,
+                     prefer_transaction_id=sale.id, **source)
+    if restored_now:
+        # Restored points keep the expiry of the points the sale spent: a refund gives back what the
+        # member had, not fresher points. If those have since expired, the next expiry run takes them.
+        expires_at = wallet.spent_lot_expiry(sale.id) or program.lot_dates(record.occurred_at)[1]
+        wallet.credit("restore", restored_now, occurred_at=record.occurred_at, available_at=record.occurred_at,
+                      expires_at=expires_at, **source)

@@ -1,0 +1,148 @@
+"""Test fixtures. One suite, two databases: `--db sqlite` (default) or `--db postgresql` (a throwaway
+cluster started here). With `--redis` a private redis-server backs the rate limiter and the job queues.
+Each test starts from the freshly migrated database (the default program and nothing else)."""
+
+import shutil
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from flask_migrate import upgrade
+
+from loyalty import create_app
+from loyalty.extensions import db as _db
+from tests.support.clock import DEFAULT_NOW, SettableClock
+from tests.support.factories import Factory
+from tests.support.servers import postgres_server, redis_server
+
+SEED_TABLES = ("alembic_version", "program_settings", "tiers")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.addoption("--redis", action="store_true", help="run a real redis-server for queues and limits")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--db") == "postgresql":
+        return
+    skip = pytest.mark.skip(reason="needs real PostgreSQL concurrency (--db postgresql)")
+    for item in items:
+        if "postgres_only" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def servers(request):
+    with ExitStack() as stack:
+        tmp = Path(tempfile.mkdtemp(prefix="loyalty-test-"))
+        stack.callback(shutil.rmtree, tmp, ignore_errors=True)
+        if request.config.getoption("--db") == "postgresql":
+            database_url = stack.enter_context(postgres_server())
+        else:
+            database_url = f"sqlite:///{tmp / 'test.db'}"
+        redis_url = stack.enter_context(redis_server()) if request.config.getoption("--redis") else None
+        yield {"database_url": database_url, "redis_url": redis_url, "tmp": tmp}
+
+
+@pytest.fixture(scope="session")
+def clock():
+    return SettableClock()
+
+
+@pytest.fixture(scope="session")
+def app(servers, clock):
+    app = create_app({
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-key",
+        "SQLALCHEMY_DATABASE_URI": servers["database_url"],
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 60, "max_overflow": 20}
+        if servers["database_url"].startswith("postgresql") else {},
+        "REDIS_URL": servers["redis_url"],
+        "CLOCK": clock,
+        "WTF_CSRF_ENABLED": True,
+    })
+    with app.app_context():
+        upgrade()
+        seed = _snapshot(_db.engine, SEED_TABLES)
+    app.extensions["loyalty-test-seed"] = seed
+    if servers["database_url"].startswith("sqlite"):
+        _db_file = servers["database_url"].removeprefix("sqlite:///")
+        shutil.copyfile(_db_file, servers["tmp"] / "template.db")
+    return app
+
+
+def _snapshot(engine, tables):
+    with engine.connect() as connection:
+        return {table: [dict(row._mapping) for row in connection.execute(sa.text(f"SELECT * FROM {table}"))]
+                for table in tables}
+
+
+def _reset_database(app, servers):
+    """Back to the migrated state: SQLite by copying the template file, PostgreSQL by TRUNCATE (which,
+    unlike DELETE, does not fire the ledger's append-only row triggers)."""
+    engine = _db.engine
+    if engine.dialect.name == "sqlite":
+        engine.dispose()
+        shutil.copyfile(servers["tmp"] / "template.db", servers["database_url"].removeprefix("sqlite:///"))
+        return
+    seed = app.extensions["loyalty-test-seed"]
+    tables = [table.name for table in _db.metadata.sorted_tables]
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        for table in SEED_TABLES:
+            if table != "alembic_version" and seed[table]:
+                connection.execute(_db.metadata.tables[table].insert(), seed[table])
+        for table in SEED_TABLES[1:]:
+            connection.execute(sa.text(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))"))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_state(app, servers, clock):
+    clock.set(DEFAULT_NOW)
+    with app.app_context():
+        _reset_database(app, servers)
+        if servers["redis_url"]:
+            from loyalty.jobs import redis_connection
+
+            redis_connection(app).flushdb()
+    from loyalty.extensions import limiter
+
+    limiter.reset()
+    yield
+
+
+@pytest.fixture
+def app_context(app):
+    with app.app_context():
+        yield
+        _db.session.remove()
+
+
+@pytest.fixture
+def session(app_context):
+    return _db.session
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def factory(app, clock):
+    return Factory(app, clock)
+
+
+@pytest.fixture
+def pos(factory):
+    """An API client bound to store S001 with the pos scope: (client, headers)."""
+    return factory.api_client()
