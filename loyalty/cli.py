@@ -81,10 +81,16 @@ def ledger_verify():
 @click.option("--members", default=2000, show_default=True)
 @click.option("--days", default=365, show_default=True)
 @click.option("--seed", default=7, show_default=True)
+@click.option("--if-empty", is_flag=True, help="do nothing when the database already holds members")
 @with_appcontext
-def demo(members, days, seed):
+def demo(members, days, seed, if_empty):
     """Load demo data: stores, staff, members and a year of sales, posted through the same services."""
     from loyalty.demo import load_demo
+    from loyalty.members.models import Member
+
+    if if_empty and db.session.scalar(sa.select(Member.id).limit(1)) is not None:
+        click.echo("demo: the database already holds members; nothing loaded")
+        return
 
     summary = load_demo(db.session, members=members, days=days, seed=seed)
     for line in summary:

@@ -1,32 +1,36 @@
 """Churn risk: how likely a member is to buy nothing over the coming horizon.
 
-Marketers see one number per member, the *churn risk*, and a band (low, medium, high) cut from it. The
-number is a probability in [0, 1] with one meaning for every model: the chance that the member makes
-no purchase in the next `horizon_days` days after the scoring date. Two models produce it, behind the
-same `ChurnModel` interface (`fit(history, as_of)`, then `churn_risk(snapshot)`):
+Marketers see one number per member, the *churn risk*, and a band cut from it (`risk_band`: low below
+0.3, high from 0.6, by default). The number is a probability in [0, 1] with one meaning for every
+model: the chance that the member makes no purchase in the `horizon_days` days after the scoring
+date. Three models produce it behind one interface, `ChurnModel`: `fit(history, as_of)` learns from
+purchases on or before `as_of` only, and `churn_risk(snapshot)` scores the customers of a `Snapshot`.
 
-BG/NBD (Fader, Hardie & Lee 2005, "Counting your customers the easy way")
-    A generative model of repeat buying for non-contractual businesses, where nobody cancels: members
-    just stop coming back. While alive, a member buys as a Poisson process with rate lambda; after each
-    purchase they drop out for good with probability p. Across members lambda ~ Gamma(r, alpha) and
-    p ~ Beta(a, b). The four parameters are fitted by maximum likelihood from three numbers per member:
-    x (repeat purchases), t_x (time of the last purchase) and T (time since the first purchase), all
-    measured from the first purchase. It gives P(alive), the expected purchases over the next t, and
-    P(no purchase in the next t) = 1 - P(alive) * (1 - ((alpha+T) / (alpha+T+t))^(r+x)), because an
-    alive member's posterior rate is Gamma(r+x, alpha+T) and dropout only happens after a purchase.
-    That last quantity is its churn risk. (1 - P(alive) alone is not: it is 0 for every member who
-    never came back, however long ago their one visit was.)
+BG/NBD (`BGNBD`, `BGNBDChurn`; Fader, Hardie & Lee 2005, "Counting your customers the easy way")
+    A generative model of repeat buying where nobody cancels: members just stop coming back. While
+    alive a member buys as a Poisson process with rate lambda; after each repeat purchase they drop
+    out for good with probability p. Across members lambda ~ Gamma(r, alpha) and p ~ Beta(a, b). The
+    four parameters are fitted by maximum likelihood from three numbers per member, measured from their
+    first purchase: x (repeat purchases), t_x (time of the last one) and T (age). It gives P(alive),
+    the expected purchases in the next t, and
+        P(no purchase in the next t) = 1 - P(alive) * (1 - ((alpha+T) / (alpha+T+t))^(r+x)),
+    because an alive member's posterior rate is Gamma(r+x, alpha+T) and dropout only follows a
+    purchase. That is its churn risk. 1 - P(alive) is not: it is 0 for every member who never came
+    back, however long ago their one visit was, and on CDNOW it ranks churners worse than chance.
+    It needs no labels, so it works from a program's first day.
 
-Shallow CART
-    A decision tree of depth 4 trained on what was known at a past cut-off (recency, frequency, spend,
-    tenure, usual gap between purchases, how overdue the member is against that gap, and the BG/NBD
-    probabilities) against what happened next (no purchase in the following horizon). It is trained on
-    a cut-off one training horizon before `as_of`, so its labels end at `as_of` and never look past the
-    data it is given; its churn risk is the share of churners in the member's leaf. A depth-4 tree is
-    16 readable rules, which is what a marketer can be shown and argue with.
+Shallow CART (`TreeChurn`) and logistic regression (`LogisticChurn`, the default)
+    Supervised models over features known at a cut-off (`churn_features`: recency, visits, spend,
+    tenure, usual gap between visits, how many usual gaps overdue, and the BG/NBD probabilities),
+    labelled with what happened next: no purchase in the following `horizon_days`. `fit(history,
+    as_of)` trains at the cut-off `as_of - horizon_days`, so the labels end at `as_of`: training never
+    looks past the data a model is given ("train at now minus the horizon, score at now"). Their risk
+    is the churn rate of similar members over `horizon_days`. The depth-4 tree is 16 rules a marketer
+    can read, with risk = the churn share of the member's leaf. The logistic model gives every member
+    their own rank and ranked churners best on CDNOW, so it is the one whose risk marketers see.
 
 Times inside the BG/NBD are in weeks, as in the paper; event dates are whole days. Everything here is
-plain numpy/scipy/scikit-learn over arrays, so it runs the same in a web request, a job or a notebook.
+numpy/scipy/scikit-learn over arrays: no database, so it runs the same in a job, a test or a notebook.
 """
 
 from __future__ import annotations
@@ -138,7 +142,7 @@ def take_snapshot(log: EventLog, as_of) -> Snapshot:
 
 def churned_within(log: EventLog, snapshot: Snapshot, horizon_days: int) -> np.ndarray:
     """True for each snapshot customer with no purchase in (as_of, as_of + horizon_days]."""
-    window = (log.days > snapshot.as_of) & (log.days <= snapshot.as_of + horizon_days)
+    window = (log.days > snapshot.as_of) & (log.days < snapshot.as_of + horizon_days)
     return ~np.isin(snapshot.customer_ids, log.customer_ids[window])
 
 
@@ -181,8 +185,10 @@ class BGNBD:
         """ln[(a / (b+x-1)) * ((alpha+T) / (alpha+t_x))^(r+x)], the log odds of having dropped out."""
         x, t_x, T = (np.asarray(v, float) for v in (x, t_x, T))
         repeat_buyer = x > 0
-        log_odds = np.log(self.a) - np.log(np.where(repeat_buyer, self.b + x - 1, 1.0)) + (self.r + x) * (
-            np.log(self.alpha + T) - np.log(self.alpha + t_x)
+        log_odds = (
+            np.log(self.a)
+            - np.log(np.where(repeat_buyer, self.b + x - 1, 1.0))
+            + (self.r + x) * (np.log(self.alpha + T) - np.log(self.alpha + t_x))
         )
         # Dropout happens only after a purchase, so someone who never came back cannot have dropped out.
         return np.where(repeat_buyer, log_odds, -np.inf)
@@ -221,8 +227,11 @@ def _negative_log_likelihood(log_params, x, t_x, T, weights) -> tuple[float, np.
     a4 = np.where(repeat_buyer, a4, -np.inf)
     tail = np.logaddexp(a3, a4)
     log_lik = (
-        special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
-        + special.betaln(a, b + x) - special.betaln(a, b)
+        special.gammaln(r + x)
+        - special.gammaln(r)
+        + r * np.log(alpha)
+        + special.betaln(a, b + x)
+        - special.betaln(a, b)
         + tail
     )
     share3 = np.exp(a3 - tail)  # weight of the "still alive" branch; 1 for customers with x = 0
@@ -232,7 +241,10 @@ def _negative_log_likelihood(log_params, x, t_x, T, weights) -> tuple[float, np.
     d_alpha = r / alpha - (r + x) * (share3 / (alpha + T) + share4 / (alpha + t_x))
     d_a = special.digamma(a + b) - special.digamma(a + b + x) + share4 / a
     d_b = (
-        special.digamma(b + x) - special.digamma(a + b + x) - special.digamma(b) + special.digamma(a + b)
+        special.digamma(b + x)
+        - special.digamma(a + b + x)
+        - special.digamma(b)
+        + special.digamma(a + b)
         - share4 / b_x_1
     )
     gradient = np.array([weights @ d for d in (d_r, d_alpha, d_a, d_b)]) * np.array([r, alpha, a, b])
@@ -327,6 +339,11 @@ class _SupervisedChurn:
         as_of = as_day(as_of)
         history = history.until(as_of)
         _, features, churned = features_and_labels(history, as_of - self.horizon_days, self.horizon_days)
+        if len(np.unique(churned)) < 2:
+            raise ValueError(
+                f"training needs members who bought before {np.datetime64(as_of - self.horizon_days, 'D')}"
+                " and both churners and returners after it; with less history, use BGNBDChurn"
+            )
         self.estimator = self._make_estimator(len(churned)).fit(features, churned)
         return self
 

@@ -15,6 +15,7 @@ from sklearn.metrics import roc_auc_score
 
 from loyalty.insights.churn_models import (
     BGNBD,
+    FEATURE_NAMES,
     BGNBDChurn,
     EventLog,
     LogisticChurn,
@@ -24,7 +25,6 @@ from loyalty.insights.churn_models import (
     default_churn_model,
     explain,
     features_and_labels,
-    FEATURE_NAMES,
     risk_band,
     score_members,
     take_snapshot,
@@ -95,7 +95,7 @@ def simulate_bgnbd(r, alpha, a, b, customers, rng):
         x[buying] += 1
         t_x[buying] = clock[buying]
         buying &= rng.random(customers) > dropout
-    return x, np.floor(t_x * 7) / 7, age
+    return x, np.round(t_x * 7) / 7, age
 
 
 @pytest.mark.slow
@@ -111,7 +111,7 @@ def test_bgnbd_fits_a_million_customers_in_seconds():
     print(f"\n1,000,000 customers fitted in {seconds:.2f} s: {model}")
     assert seconds < 15
     for name, value in truth.items():
-        assert getattr(model, name) == pytest.approx(value, rel=0.05), name
+        assert getattr(model, name) == pytest.approx(value, rel=0.03), name
 
 
 @pytest.fixture(scope="module")
@@ -171,8 +171,9 @@ def small_log():
     """Customer 1: three visits (two receipts on day 10). Customer 2: one visit, then one just after the cut-off."""
     return EventLog.from_arrays(
         customer_ids=[1, 1, 1, 1, 2, 2],
-        dates=np.array(["2024-01-01", "2024-01-11", "2024-01-11", "2024-02-10", "2024-01-20", "2024-03-02"],
-                       dtype="datetime64[D]"),
+        dates=np.array(
+            ["2024-01-01", "2024-01-11", "2024-01-11", "2024-02-10", "2024-01-20", "2024-03-02"], dtype="datetime64[D]"
+        ),
         amounts=[10.0, 5.0, 7.0, 20.0, 30.0, 15.0],
     )
 
@@ -189,6 +190,12 @@ def test_features_use_only_events_up_to_the_cut_off_and_labels_only_after():
     assert column["usual_gap_days"][0] == 20 and np.isnan(column["usual_gap_days"][1])
     assert column["overdue_ratio"][0] == 1.0
     np.testing.assert_array_equal(churned, [True, False])  # customer 2 came back the day after
+
+
+def test_supervised_model_refuses_history_too_short_to_label():
+    """A program younger than the horizon has no labelled past; the caller must fall back to the BG/NBD."""
+    with pytest.raises(ValueError, match="BGNBDChurn"):
+        LogisticChurn(horizon_days=90).fit(small_log(), np.datetime64("2024-03-01"))
 
 
 def test_label_window_includes_its_last_day_and_nothing_after():
@@ -214,7 +221,8 @@ def test_probability_alive_falls_as_the_last_purchase_ages(paper_model):
 
     p_alive = paper_model.probability_alive(np.full(4, 4), T - weeks_since_last, np.full(4, T))
 
-    assert p_alive[0] > 0.9
+    # Even a purchase today may have been the last: the dropout coin is tossed at every repeat purchase.
+    assert p_alive[0] == pytest.approx(1 / (1 + PAPER_PARAMETERS["a"] / (PAPER_PARAMETERS["b"] + 3)))
     assert (np.diff(p_alive) < 0).all()
 
 

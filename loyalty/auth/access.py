@@ -1,0 +1,104 @@
+"""Who is signed in, and who may see what.
+
+Staff and members both sign in with Flask-Login; the session stores "staff:<id>" or "member:<id>" so
+the two kinds of account can never be confused. Every staff view names the roles it allows; every
+portal view serves only the signed-in member's own data.
+"""
+
+from functools import wraps
+
+from flask import abort, redirect, request, url_for
+from flask_login import current_user
+
+from loyalty.auth.models import StaffUser
+from loyalty.extensions import db, login_manager
+from loyalty.members.models import Member
+
+
+class StaffIdentity:
+    """Flask-Login wrapper around a StaffUser."""
+
+    kind = "staff"
+
+    def __init__(self, user: StaffUser):
+        self.user = user
+
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def is_active(self) -> bool:
+        return self.user.active
+
+    def get_id(self) -> str:
+        return f"staff:{self.user.id}"
+
+
+class MemberIdentity:
+    """Flask-Login wrapper around a Member. Erased and suspended members are not active."""
+
+    kind = "member"
+
+    def __init__(self, member: Member):
+        self.member = member
+
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def is_active(self) -> bool:
+        return self.member.status == "active"
+
+    def get_id(self) -> str:
+        return f"member:{self.member.id}"
+
+
+@login_manager.user_loader
+def load_identity(identity: str):
+    kind, _, raw_id = identity.partition(":")
+    if not raw_id.isdigit():
+        return None
+    if kind == "staff":
+        user = db.session.get(StaffUser, int(raw_id))
+        return StaffIdentity(user) if user and user.active else None
+    if kind == "member":
+        member = db.session.get(Member, int(raw_id))
+        return MemberIdentity(member) if member and member.status == "active" else None
+    return None
+
+
+def staff_required(*roles: str):
+    """Allow signed-in staff whose role is one of `roles` (any role when none are named)."""
+
+    def decorate(view):
+        @wraps(view)
+        def guarded(*args, **kwargs):
+            if not current_user.is_authenticated or getattr(current_user, "kind", None) != "staff":
+                return redirect(url_for("staff_auth.login", next=request.full_path))
+            if roles and current_user.user.role not in roles:
+                abort(403)
+            return view(*args, **kwargs)
+
+        return guarded
+
+    return decorate
+
+
+def member_required(view):
+    """Allow a signed-in member; the view must read only `current_member()`'s data."""
+
+    @wraps(view)
+    def guarded(*args, **kwargs):
+        if not current_user.is_authenticated or getattr(current_user, "kind", None) != "member":
+            return redirect(url_for("portal.login", next=request.full_path))
+        return view(*args, **kwargs)
+
+    return guarded
+
+
+def current_staff() -> StaffUser:
+    return current_user.user
+
+
+def current_member() -> Member:
+    return current_user.member
