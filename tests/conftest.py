@@ -65,7 +65,7 @@ def app(servers, clock):
         "WTF_CSRF_ENABLED": True,
     })
     with app.app_context():
-        upgrade()
+        upgrade(revision="heads")
         seed = _snapshot(_db.engine, SEED_TABLES)
     app.extensions["loyalty-test-seed"] = seed
     if servers["database_url"].startswith("sqlite"):

@@ -142,7 +142,7 @@ def take_snapshot(log: EventLog, as_of) -> Snapshot:
 
 def churned_within(log: EventLog, snapshot: Snapshot, horizon_days: int) -> np.ndarray:
     """True for each snapshot customer with no purchase in (as_of, as_of + horizon_days]."""
-    window = (log.days > snapshot.as_of) & (log.days < snapshot.as_of + horizon_days)
+    window = (log.days > snapshot.as_of) & (log.days <= snapshot.as_of + horizon_days)
     return ~np.isin(snapshot.customer_ids, log.customer_ids[window])
 
 
@@ -161,7 +161,7 @@ class BGNBD:
 
         Customers share (x, t_x, T) far more often than not (day-grained dates, cohorts that joined
         together), so the likelihood is summed over distinct rows with counts as weights: a million
-        customers collapse to tens of thousands of rows and the fit takes seconds, not minutes.
+        day-grained customers collapse to about an eighth as many rows, and the fit takes seconds.
         """
         rows, counts = np.unique(np.column_stack([x, t_x, T]).astype(float), axis=0, return_counts=True)
         x, t_x, T = rows.T

@@ -5,7 +5,7 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from loyalty.db import created_at_column, id_column
+from loyalty.db import BigId, created_at_column, id_column
 from loyalty.extensions import db
 from loyalty.points.models import Tier
 
@@ -42,3 +42,20 @@ class Member(db.Model):
     __table_args__ = (
         sa.CheckConstraint("status IN ('active', 'suspended', 'erased')", name="status"),
     )
+
+
+class StaffNote(db.Model):
+    """A note staff keep on a member ("prefers SMS", "VIP: call before big launches"). Personal data:
+    erasing the member deletes their notes."""
+
+    __tablename__ = "staff_notes"
+
+    id: Mapped[int] = id_column()
+    member_id: Mapped[int] = mapped_column(BigId, sa.ForeignKey("members.id"))
+    staff_user_id: Mapped[int] = mapped_column(sa.ForeignKey("staff_users.id"))
+    body: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = created_at_column()
+
+    staff_user = relationship("StaffUser")
+
+    __table_args__ = (sa.Index("ix_staff_notes_member_id_created_at", "member_id", "created_at"),)

@@ -89,7 +89,22 @@ def verify_ledger(session: Session) -> LedgerReport:
         report.problems.append(f"member {member_no}: cached balance {balance} != sum of entries {total}")
     _check_lots(session, report)
     _check_refunds(session, report)
+    _check_append_only_guard(session, report)
     return report
+
+
+def _check_append_only_guard(session: Session, report: LedgerReport) -> None:
+    """Invariant 3 is enforced by triggers; a ledger whose triggers were dropped is not safe."""
+    if session.get_bind().dialect.name == "postgresql":
+        found = session.scalar(sa.text(
+            "SELECT count(*) FROM pg_trigger WHERE tgname = 'points_entries_append_only' AND tgenabled <> 'D'"))
+        expected = 1
+    else:
+        found = session.scalar(sa.text(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'points_entries_no_%'"))
+        expected = 2
+    if found != expected:
+        report.problems.append("points_entries has lost its append-only triggers")
 
 
 def _check_lots(session: Session, report: LedgerReport) -> None:

@@ -1,0 +1,615 @@
+#!/usr/bin/env python
+"""Ingestion benchmark (not a test): single sales and batches through gunicorn on PostgreSQL.
+
+What one run does, all on this machine (127.0.0.1 only, every loop bounded in time and in count):
+
+1. starts a throwaway PostgreSQL cluster (same settings as tests/support/servers.py unless --durable),
+   runs `loyalty db upgrade`, inserts store S001, creates an API key with `loyalty api-key create`,
+   enrols --members members through the enrolment service;
+2. for each --server configuration (e.g. sync:4, gthread:2x8) starts gunicorn and measures, with 32
+   concurrent connections (--connections) from an asyncio HTTP/1.1 client in this process:
+     - "no-op": GET /api/v1/members/<unknown number> -> 404 after the API-key check (auth + rate
+       limiter + one SELECT of the key), the cheapest authenticated endpoint the app has;
+     - "sale":  POST /api/v1/transactions, each a unique external_id, a random member, 1-3 lines;
+   then POST /api/v1/transactions/batch, 1,000 sales per call, from --batch-connections connections;
+   then a raw COPY (psycopg `cursor.copy()`) of the very rows that batch phase wrote, read back and
+   given fresh ids/keys: once the `transactions` rows only, once every row the app inserted for those
+   sales (transactions + transaction_lines + points_entries + points_lots + idempotency_records);
+3. prints a summary table and writes bench/results/ingest-<UTC date-time>.json.
+
+CPU use of the load generator (this process), the gunicorn tree and PostgreSQL is sampled from /proc
+for each phase, so the generator's own cost on this 2-core machine is visible.
+
+    cd /work/main && . .venv/bin/activate
+    python bench/ingest.py                          # defaults: sync:4, 15 s phases, 10,000 members
+    python bench/ingest.py --server sync:4 --server sync:8 --server gthread:2x8 --duration 20
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.support.servers import _as_owner, _pg_bin, free_port  # noqa: E402
+
+VENV_BIN = Path(sys.executable).parent
+SECRET_KEY = "bench-secret-key-not-for-production"
+CST = timezone(timedelta(hours=8))
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+SKUS = [(f"SKU{n:04d}", category) for n, category in
+        enumerate(["shoes", "shirts", "bags", "socks", "hats", "coats", "belts", "jeans"] * 25)]
+
+
+# --- servers --------------------------------------------------------------------------------------
+
+@contextmanager
+def postgres(durable: bool):
+    """A fresh cluster. Default settings are those of tests/support/servers.postgres_server (fsync,
+    synchronous_commit and full_page_writes off); --durable keeps PostgreSQL's durable defaults."""
+    root = Path(tempfile.mkdtemp(prefix="loyalty-bench-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+    data, port = root / "data", free_port()
+    subprocess.run(_as_owner([_pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
+                              "--no-sync", "-E", "UTF8"]), check=True, capture_output=True)
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=200"
+    if not durable:
+        options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    subprocess.run(_as_owner([_pg_bin("pg_ctl"), "-D", str(data), "-o", options, "-w", "-l",
+                              str(root / "log"), "start"]), check=True, capture_output=True)
+    try:
+        postmaster = int((data / "postmaster.pid").read_text().split()[0])
+        yield {"url": f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres",
+               "dsn": f"host=127.0.0.1 port={port} user=postgres dbname=postgres", "pid": postmaster}
+    finally:
+        subprocess.run(_as_owner([_pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+                       capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def app_env(database_url: str) -> dict:
+    env = dict(os.environ)
+    env.update({
+        "LOYALTY_SQLALCHEMY_DATABASE_URI": database_url,
+        "LOYALTY_SECRET_KEY": SECRET_KEY,
+        "LOYALTY_ENVIRONMENT": "production",
+        # The per-key limit (default 6000/min) would cap the run at 100 req/s; lift it, keep the check.
+        "LOYALTY_API_RATE_LIMIT": "100000000 per minute",
+    })
+    env.pop("LOYALTY_REDIS_URL", None)
+    return env
+
+
+def prepare_database(database_url: str, members: int) -> tuple[str, list[str], float]:
+    """Migrate, add store S001, create the key (CLI), enrol members (service). Returns key, numbers."""
+    env = app_env(database_url)
+    loyalty = str(VENV_BIN / "loyalty")
+    subprocess.run([loyalty, "db", "upgrade"], env=env, check=True, capture_output=True, cwd=REPO)
+
+    import sqlalchemy as sa
+
+    from loyalty import create_app
+    from loyalty.auth.models import Store
+    from loyalty.extensions import db
+    from loyalty.members.services import enrol_member
+    from loyalty.points.program import load_program
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": SECRET_KEY,
+                      "ENVIRONMENT": "production"})
+    started = time.perf_counter()
+    with app.app_context():
+        db.session.add(Store(code="S001", name="Bench store"))
+        db.session.commit()
+    out = subprocess.run([loyalty, "api-key", "create", "--name", "bench", "--store", "S001"], env=env,
+                         check=True, capture_output=True, text=True, cwd=REPO)
+    key = out.stdout.strip().splitlines()[-1]
+    numbers = []
+    with app.app_context():
+        program = load_program(db.session)
+        store = db.session.scalar(sa.select(Store).where(Store.code == "S001"))
+        now = datetime.now(UTC)
+        for n in range(members):
+            member = enrol_member(db.session, program, name=f"Bench Member {n}", email=f"bench{n}@example.com",
+                                  home_store=store, now=now)
+            numbers.append(member.member_no)
+            if n % 1000 == 999:
+                db.session.commit()
+        db.session.commit()
+        db.session.remove()
+        db.engine.dispose()
+    return key, numbers, time.perf_counter() - started
+
+
+class Gunicorn:
+    def __init__(self, spec: str, database_url: str, port: int):
+        kind, _, size = spec.partition(":")
+        workers, _, threads = size.partition("x")
+        self.spec, self.kind, self.workers, self.threads = spec, kind, int(workers), int(threads or 1)
+        self.port = port
+        command = [str(VENV_BIN / "gunicorn"), "-w", str(self.workers), "-k", kind, "-b", f"127.0.0.1:{port}",
+                   "--backlog", "2048", "--log-level", "warning", "--timeout", "120"]
+        if kind == "gthread":
+            command += ["--threads", str(self.threads)]
+        command.append("loyalty:create_app()")
+        self.log = tempfile.NamedTemporaryFile(prefix="bench-gunicorn-", suffix=".log", delete=False)
+        self.process = subprocess.Popen(command, env=app_env(database_url), cwd=REPO, stdout=self.log,
+                                        stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return
+            except OSError:
+                if self.process.poll() is not None:
+                    break
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"gunicorn {spec} did not start; log: {self.log.name}")
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log_tail(self, lines: int = 20) -> str:
+        return "\n".join(Path(self.log.name).read_text(errors="replace").splitlines()[-lines:])
+
+
+# --- CPU accounting from /proc -----------------------------------------------------------------------
+
+def _proc_stat(pid: int) -> tuple[int, int] | None:
+    """(parent pid, utime + stime in ticks) of a live process."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2:].split()
+    return int(fields[1]), int(fields[11]) + int(fields[12])
+
+
+def _tree_ticks(root_pid: int) -> int:
+    stats = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (stat := _proc_stat(int(entry))) is not None:
+            stats[int(entry)] = stat
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _) in stats.items():
+        children.setdefault(parent, []).append(pid)
+    total, todo = 0, [root_pid]
+    while todo:
+        pid = todo.pop()
+        if pid in stats:
+            total += stats[pid][1]
+        todo.extend(children.get(pid, []))
+    return total
+
+
+def _system_ticks() -> tuple[int, int]:
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return sum(values[:8]), values[3] + values[4]  # all, idle + iowait
+
+
+class CpuMeter:
+    """Cores used by the load generator (this process), gunicorn and PostgreSQL over a phase."""
+
+    def __init__(self, gunicorn_pid: int, postmaster_pid: int):
+        self.pids = {"gunicorn": gunicorn_pid, "postgres": postmaster_pid}
+
+    def __enter__(self):
+        self.t0 = time.perf_counter()
+        self.self0 = time.process_time()
+        self.trees0 = {name: _tree_ticks(pid) for name, pid in self.pids.items()}
+        self.sys0 = _system_ticks()
+        return self
+
+    def __exit__(self, *exc):
+        wall = time.perf_counter() - self.t0
+        sys1 = _system_ticks()
+        all_ticks, idle_ticks = sys1[0] - self.sys0[0], sys1[1] - self.sys0[1]
+        self.cores = {
+            "load_generator": round((time.process_time() - self.self0) / wall, 2),
+            **{name: round((_tree_ticks(pid) - self.trees0[name]) / CLK_TCK / wall, 2)
+               for name, pid in self.pids.items()},
+            "machine_busy": round(os.cpu_count() * (all_ticks - idle_ticks) / all_ticks, 2) if all_ticks else 0,
+        }
+        return False
+
+
+# --- HTTP/1.1 load generator ----------------------------------------------------------------------
+
+class Connection:
+    """Minimal HTTP/1.1 client over asyncio streams: keep-alive when the server allows it (gthread),
+    a new TCP connection per request when it answers `Connection: close` (gunicorn sync workers).
+    Latency therefore includes the connect where the server forces one."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.reader = self.writer = None
+
+    async def request(self, raw: bytes) -> tuple[int, bytes]:
+        for attempt in range(2):
+            reused = self.writer is not None
+            if not reused:
+                self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+            try:
+                self.writer.write(raw)
+                head = await self.reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError):
+                self.close()
+                if reused and attempt == 0:
+                    continue  # an idle keep-alive connection the server had closed; the request is idempotent
+                raise
+            status = int(head[9:12])
+            length, close = 0, False
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                name = name.strip().lower()
+                if name == b"content-length":
+                    length = int(value)
+                elif name == b"connection" and value.strip().lower() == b"close":
+                    close = True
+            body = await self.reader.readexactly(length) if length else b""
+            if close:
+                self.close()
+            return status, body
+        raise RuntimeError("unreachable")
+
+    def close(self):
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+def http_request(method: str, path: str, key: str, port: int, body: bytes | None = None) -> bytes:
+    head = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", f"Authorization: Bearer {key}"]
+    if body is not None:
+        head += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + (body or b"")
+
+
+async def drive(port: int, connections: int, duration: float, max_requests: int, make_request, check) -> dict:
+    """`connections` loops, each sending its next request when the previous answer arrived, until
+    `duration` seconds passed or `max_requests` were sent. `check(status, body)` -> True if success."""
+    issued = 0
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    errors: list[str] = []
+    failures = 0
+    deadline = time.perf_counter() + duration
+
+    async def loop():
+        nonlocal issued, failures
+        connection = Connection(port)
+        try:
+            while time.perf_counter() < deadline and issued < max_requests:
+                issued += 1
+                raw = make_request()
+                started = time.perf_counter()
+                try:
+                    status, body = await connection.request(raw)
+                except (OSError, asyncio.IncompleteReadError) as error:
+                    failures += 1
+                    if len(errors) < 5:
+                        errors.append(repr(error))
+                    connection.close()
+                    continue
+                latencies.append(time.perf_counter() - started)
+                statuses[status] = statuses.get(status, 0) + 1
+                if not check(status, body):
+                    failures += 1
+                    if len(errors) < 5:
+                        errors.append(f"{status}: {body[:300]!r}")
+        finally:
+            connection.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(loop() for _ in range(connections)))
+    wall = time.perf_counter() - started
+    return {"wall": wall, "latencies": latencies, "statuses": statuses, "failures": failures, "errors": errors}
+
+
+def latency_summary(latencies: list[float]) -> dict:
+    if not latencies:
+        return {}
+    ordered = sorted(latencies)
+
+    def pct(p):
+        return round(1000 * ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))], 2)
+
+    return {"p50_ms": pct(50), "p95_ms": pct(95), "p99_ms": pct(99), "max_ms": round(1000 * ordered[-1], 2),
+            "mean_ms": round(1000 * statistics.fmean(ordered), 2)}
+
+
+# --- workloads ----------------------------------------------------------------------------------
+
+class Sales:
+    """Realistic sale bodies: a unique external_id, a random member, 1-3 lines summing to the amount."""
+
+    def __init__(self, run_id: str, members: list[str], seed: int):
+        self.run_id, self.members, self.random, self.count = run_id, members, random.Random(seed), 0
+
+    def body(self, prefix: str) -> dict:
+        self.count += 1
+        rnd = self.random
+        lines = []
+        for number in range(rnd.randint(1, 3)):
+            sku, category = rnd.choice(SKUS)
+            quantity = rnd.randint(1, 3)
+            unit_price = rnd.randrange(990, 39900, 100)
+            lines.append({"sku": sku, "category": category, "quantity": quantity, "unit_price": unit_price,
+                          "amount": quantity * unit_price})
+        amount = sum(line["amount"] for line in lines)
+        return {"external_id": f"{prefix}-{self.run_id}-{self.count:08d}", "member": rnd.choice(self.members),
+                "store_code": "S001", "channel": "pos",
+                "occurred_at": datetime.now(CST).isoformat(timespec="seconds"),
+                "currency": "CNY", "amount": amount, "lines": lines}
+
+
+def run_phase(name, port, connections, duration, max_requests, make_request, check, gunicorn_pid, postmaster_pid,
+              items_per_request: int = 1, warmup: float = 2.0) -> dict:
+    if warmup:
+        asyncio.run(drive(port, connections, warmup, 10**6, make_request, check))
+    with CpuMeter(gunicorn_pid, postmaster_pid) as cpu:
+        raw = asyncio.run(drive(port, connections, duration, max_requests, make_request, check))
+    ok_requests = sum(n for status, n in raw["statuses"].items()) - raw["failures"]
+    result = {
+        "phase": name, "connections": connections, "seconds": round(raw["wall"], 2),
+        "requests": len(raw["latencies"]), "failed_requests": raw["failures"],
+        "statuses": {str(k): v for k, v in sorted(raw["statuses"].items())},
+        "requests_per_s": round(len(raw["latencies"]) / raw["wall"], 1),
+        "items_per_s": round(max(ok_requests, 0) * items_per_request / raw["wall"], 1),
+        **latency_summary(raw["latencies"]),
+        "cpu_cores": cpu.cores, "first_errors": raw["errors"],
+    }
+    return result
+
+
+def single_phases(args, server: Gunicorn, key: str, sales: Sales, pg: dict) -> list[dict]:
+    port, results = server.port, []
+    unknown = "1000000000"  # valid length, fails the Damm check digit; so no member, ever: 404 after auth
+    noop_raw = http_request("GET", f"/api/v1/members/{unknown}", key, port)
+    results.append(run_phase(
+        "no-op: GET /members/<unknown> (404)", port, args.connections, args.duration, args.max_requests,
+        lambda: noop_raw, lambda status, body: status == 404, server.process.pid, pg["pid"]))
+
+    def sale_request():
+        body = json.dumps(sales.body("S"), separators=(",", ":")).encode()
+        return http_request("POST", "/api/v1/transactions", key, port, body)
+
+    results.append(run_phase(
+        "sale: POST /transactions", port, args.connections, args.duration, args.max_requests,
+        sale_request, lambda status, body: status == 201, server.process.pid, pg["pid"]))
+    return results
+
+
+def batch_phase(args, server: Gunicorn, key: str, sales: Sales, pg: dict) -> tuple[dict, str]:
+    prefix = f"B{server.spec.replace(':', '').replace('x', 't')}"
+    port = server.port
+    item_statuses: dict[int, int] = {}
+
+    def batch_request():
+        body = {"sales": [sales.body(prefix) for _ in range(args.batch_size)]}
+        return http_request("POST", "/api/v1/transactions/batch", key, port,
+                            json.dumps(body, separators=(",", ":")).encode())
+
+    def check(status, body):
+        if status != 200:
+            return False
+        for item in json.loads(body)["results"]:
+            item_statuses[item["status"]] = item_statuses.get(item["status"], 0) + 1
+        return all(item["status"] == 201 for item in json.loads(body)["results"])
+
+    result = run_phase(f"batch: POST /transactions/batch ({args.batch_size}/call)", port, args.batch_connections,
+                       args.batch_duration, args.batch_max_calls, batch_request, check, server.process.pid,
+                       pg["pid"], items_per_request=args.batch_size, warmup=0)
+    result["item_statuses"] = {str(k): v for k, v in sorted(item_statuses.items())}
+    result["items_per_s"] = round(item_statuses.get(201, 0) / result["seconds"], 1)
+    result["sales_posted"] = item_statuses.get(201, 0)
+    return result, f"{prefix}-{sales.run_id}-"
+
+
+# --- raw COPY of the same rows ------------------------------------------------------------------------
+
+COPY_TABLES = ("transactions", "transaction_lines", "points_entries", "points_lots", "idempotency_records")
+
+
+def copy_phase(dsn: str, external_prefix: str, full: bool, round_no: int) -> dict:
+    """Read back every row the batch phase inserted, give them fresh ids and keys, and time writing
+    them again with COPY (one connection, one transaction, commit included)."""
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        tables = COPY_TABLES if full else COPY_TABLES[:1]
+        rows, columns = {}, {}
+
+        def fetch(table, where, params):
+            cur = conn.execute(f"SELECT * FROM {table} WHERE {where} ORDER BY id", params)
+            columns[table] = [d.name for d in cur.description]
+            rows[table] = [list(r) for r in cur.fetchall()]
+
+        fetch("transactions", "external_id LIKE %s", (external_prefix + "%",))
+        ids = [r[0] for r in rows["transactions"]]
+        if full:
+            fetch("transaction_lines", "transaction_id = ANY(%s)", (ids,))
+            fetch("points_entries", "transaction_id = ANY(%s)", (ids,))
+            fetch("points_lots", "transaction_id = ANY(%s)", (ids,))
+            fetch("idempotency_records", "key LIKE %s", ("sale:" + external_prefix + "%",))
+        conn.commit()
+        offset = (round_no + 1) * 10**12
+        tag = f"C{round_no}-"
+
+        def remap(table):
+            cols = columns[table]
+            for row in rows[table]:
+                for index, name in enumerate(cols):
+                    value = row[index]
+                    if name in ("id", "transaction_id", "entry_id", "sale_id") and value is not None:
+                        row[index] = value + offset
+                    elif name == "external_id" or (table == "idempotency_records" and name == "key"):
+                        row[index] = value.replace(external_prefix, tag + external_prefix, 1)
+                    elif name == "response_body":
+                        row[index] = json.dumps(value)
+        for table in tables:
+            remap(table)
+
+        started = time.perf_counter()
+        with conn.cursor() as cur:
+            for table in tables:
+                with cur.copy(f"COPY {table} ({', '.join(columns[table])}) FROM STDIN") as copy:
+                    for row in rows[table]:
+                        copy.write_row(row)
+        conn.commit()
+        elapsed = time.perf_counter() - started
+    sales = len(rows["transactions"])
+    return {"phase": "COPY " + (" + ".join(tables) if full else "transactions only"),
+            "sales": sales, "rows": {table: len(rows[table]) for table in tables}, "seconds": round(elapsed, 3),
+            "items_per_s": round(sales / elapsed, 1) if elapsed else 0}
+
+
+# --- report -------------------------------------------------------------------------------------
+
+def print_table(results: list[dict]) -> None:
+    header = f"{'server':<12} {'phase':<44} {'req/s':>8} {'items/s':>9} {'p50':>7} {'p95':>7} {'p99':>7} " \
+             f"{'fail':>5}  cores gen/gunicorn/pg/busy"
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        cores = r.get("cpu_cores", {})
+        cores_text = "/".join(str(cores.get(k, "-")) for k in ("load_generator", "gunicorn", "postgres",
+                                                                "machine_busy")) if cores else ""
+        print(f"{r.get('server', ''):<12} {r['phase'][:44]:<44} {r.get('requests_per_s', ''):>8} "
+              f"{r.get('items_per_s', ''):>9} {r.get('p50_ms', ''):>7} {r.get('p95_ms', ''):>7} "
+              f"{r.get('p99_ms', ''):>7} {r.get('failed_requests', ''):>5}  {cores_text}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--server", action="append", default=None, metavar="KIND:WORKERS[xTHREADS]",
+                        help="gunicorn worker class and count, repeatable: sync:4, sync:8, gthread:2x8 "
+                             "(default: sync:4)")
+    parser.add_argument("--workers", type=int, default=None, help="shorthand for --server sync:N")
+    parser.add_argument("--duration", type=float, default=15, help="seconds per single-request phase")
+    parser.add_argument("--batch-duration", type=float, default=None, help="seconds of batch phase (default: --duration)")
+    parser.add_argument("--members", type=int, default=10_000)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--max-requests", type=int, default=200_000, help="cap per single-request phase")
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--batch-connections", type=int, default=2)
+    parser.add_argument("--batch-max-calls", type=int, default=200)
+    parser.add_argument("--durable", action="store_true", help="PostgreSQL with fsync/synchronous_commit on")
+    parser.add_argument("--no-batch", action="store_true")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--output", type=Path, default=None, help="JSON file (default: bench/results/ingest-<utc>.json)")
+    args = parser.parse_args()
+    servers = args.server or ([f"sync:{args.workers}"] if args.workers else ["sync:4"])
+    args.batch_duration = args.batch_duration or args.duration
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    load_before = os.getloadavg()
+
+    results: list[dict] = []
+    summary: list[dict] = []
+    with postgres(args.durable) as pg:
+        print(f"PostgreSQL {'durable' if args.durable else 'fsync=off synchronous_commit=off (as tests)'}; "
+              f"preparing {args.members} members ...", flush=True)
+        key, members, prep_seconds = prepare_database(pg["url"], args.members)
+        print(f"  ready in {prep_seconds:.1f} s", flush=True)
+        sales = Sales(run_id, members, args.seed)
+        for round_no, spec in enumerate(servers):
+            server = Gunicorn(spec, pg["url"], free_port())
+            print(f"\n== gunicorn {spec} ==", flush=True)
+            try:
+                phase_results = single_phases(args, server, key, sales, pg)
+                noop, sale = phase_results
+                for r in phase_results:
+                    r["server"] = spec
+                    print_table([r])
+                ratio = {"server": spec, "sale_vs_noop_rps": round(sale["requests_per_s"] / noop["requests_per_s"], 3)
+                         if noop["requests_per_s"] else None}
+                if not args.no_batch:
+                    batch, prefix = batch_phase(args, server, key, sales, pg)
+                    batch["server"] = spec
+                    print_table([batch])
+                    phase_results.append(batch)
+                    if batch["sales_posted"]:
+                        for full in (False, True):
+                            copied = copy_phase(pg["dsn"], prefix, full, 2 * round_no + full)
+                            copied["server"] = spec
+                            print_table([copied])
+                            phase_results.append(copied)
+                        copy_tx, copy_all = phase_results[-2], phase_results[-1]
+                        ratio["batch_vs_copy_transactions"] = round(batch["items_per_s"] / copy_tx["items_per_s"], 4)
+                        ratio["batch_vs_copy_all_rows"] = round(batch["items_per_s"] / copy_all["items_per_s"], 4)
+                ratio.update({
+                    "single_sales_per_s": sale["items_per_s"], "single_p99_ms": sale.get("p99_ms"),
+                    "noop_per_s": noop["items_per_s"], "noop_p99_ms": noop.get("p99_ms"),
+                    "batch_sales_per_s": phase_results[2]["items_per_s"] if not args.no_batch else None,
+                })
+                print("  ratios:", {k: v for k, v in ratio.items() if k.endswith("vs_noop_rps") or "copy" in k})
+                results.extend(phase_results)
+                summary.append(ratio)
+                if any(r.get("failed_requests") for r in phase_results):
+                    print("  gunicorn log tail:\n" + server.log_tail(), flush=True)
+            finally:
+                server.stop()
+        with __import__("psycopg").connect(pg["dsn"]) as conn:
+            counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                      for t in ("members", "transactions", "points_entries")}
+
+    print("\n== summary ==")
+    print_table(results)
+    print()
+    floor_ok = goal_ok = False
+    for row in summary:
+        single, p99, batch = row["single_sales_per_s"], row["single_p99_ms"] or 1e9, row["batch_sales_per_s"] or 0
+        row["floor_met"] = single >= 500 and p99 <= 100 and batch >= 5000
+        row["goal_met"] = single >= 1000 and p99 <= 100 and batch >= 20000
+        floor_ok, goal_ok = floor_ok or row["floor_met"], goal_ok or row["goal_met"]
+        print(f"{row['server']:<12} single {single:>8.1f} sales/s p99 {p99:>7.1f} ms | no-op {row['noop_per_s']:>8.1f}/s "
+              f"| sale/no-op {row['sale_vs_noop_rps']} | batch {batch:>8.1f} sales/s | "
+              f"batch/COPY(tx) {row.get('batch_vs_copy_transactions')} batch/COPY(all) {row.get('batch_vs_copy_all_rows')} "
+              f"| floor {'MET' if row['floor_met'] else 'not met'} goal {'MET' if row['goal_met'] else 'not met'}")
+    print("floor (>=500 sales/s, p99<=100 ms, >=5,000 batch sales/s):", "MET" if floor_ok else "NOT MET")
+    print("goal  (>=1,000 sales/s, >=20,000 batch sales/s):", "MET" if goal_ok else "NOT MET")
+
+    report = {
+        "run_id": run_id, "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "servers": servers,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
+        "postgres": "durable defaults" if args.durable else "fsync=off synchronous_commit=off full_page_writes=off",
+        "noop_endpoint": "GET /api/v1/members/1000000000 -> 404 (API-key check + rate limiter + member SELECT)",
+        "copy_contains": "rows the batch phase inserted, re-keyed: (1) transactions only; (2) transactions + "
+                         "transaction_lines + points_entries + points_lots + idempotency_records; one transaction, "
+                         "commit included; no member balance/tier UPDATE",
+        "member_seed_seconds": round(prep_seconds, 1), "final_row_counts": counts,
+        "summary": summary, "phases": results,
+    }
+    output = args.output or REPO / "bench" / "results" / f"ingest-{run_id}.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print(f"\nwrote {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,246 @@
+"""Rules behind the staff console: the 360° view of a member, hand-recorded sales, staff notes,
+enrolment at the counter and the audit trail. Like every service they flush and never commit; each
+staff action on a member writes an AuditEvent (who, what, when, before/after).
+
+Audit rows hold no personal data (no names, contacts or note text): erasing a member must leave
+nothing personal behind, and the audit trail has to outlive the erasure.
+"""
+
+import hashlib
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from loyalty.auth.models import ApiClient, AuditEvent, StaffUser, Store
+from loyalty.auth.services import store_by_code
+from loyalty.errors import DomainError, IdempotencyConflict, ValidationFailed
+from loyalty.members.models import Member, StaffNote
+from loyalty.members.services import enrol_member
+from loyalty.points.ledger import PointsSummary, load_wallet
+from loyalty.points.models import Tier
+from loyalty.points.program import Program
+from loyalty.sales.models import Transaction
+from loyalty.sales.services import post_sales
+
+CONSOLE_CLIENT_PREFIX = "staff-console:"
+CONSOLE_EXTERNAL_ID = re.compile(r"^console-[A-Za-z0-9_-]{1,32}-[0-9a-f]{32}$")
+# Yuan with at most two decimals (fen); the ceiling keeps far inside the API's money range.
+YUAN_AMOUNT = re.compile(r"^(\d{1,9})(?:\.(\d{1,2}))?$")
+NOTE_MAX_CHARS = 2000
+RECENT_TRANSACTIONS = 10
+RECENT_NOTES = 20
+EXPIRING_SOON_DAYS = 90
+
+
+# --- money ---------------------------------------------------------------------------------------
+
+def yuan_to_fen(text: str) -> int:
+    """Parse a typed amount in yuan ("128", "128.5", "128.50") into integer fen, exactly: no float
+    ever holds the value. More than two decimals, signs, exponents and separators are refused rather
+    than rounded, so what the cashier typed is what is recorded."""
+    cleaned = (text or "").strip().removeprefix("¥").strip()
+    if not YUAN_AMOUNT.fullmatch(cleaned):
+        raise ValidationFailed("not an amount in yuan",
+                               errors={"amount": ["Enter an amount like 128.50 (at most two decimals)."]})
+    return int(Decimal(cleaned) * 100)
+
+
+def fen_to_yuan(fen: int) -> str:
+    """Integer fen shown as yuan with two decimals ("12800" → "128.00"), by integer arithmetic."""
+    sign = "-" if fen < 0 else ""
+    whole, part = divmod(abs(fen), 100)
+    return f"{sign}{whole:,}.{part:02d}"
+
+
+# --- the console's API client ---------------------------------------------------------------------
+
+def console_store(session: Session, staff: StaffUser) -> Store:
+    """The store a staff user records sales and enrols members for: their own, else the first store."""
+    return staff.store or store_by_code(session, None)
+
+
+def console_client(session: Session, store: Store) -> ApiClient:
+    """The store's internal API client that hand-recorded sales are posted under, created on first use.
+    Its key is random and thrown away, so nothing can authenticate as it over the API. The store row is
+    locked first so two tills' first sales cannot create two clients (and split idempotency)."""
+    name = CONSOLE_CLIENT_PREFIX + store.code
+    session.execute(sa.select(Store.id).where(Store.id == store.id).with_for_update())
+    client = session.scalar(
+        sa.select(ApiClient).where(ApiClient.name == name, ApiClient.store_id == store.id).order_by(ApiClient.id)
+    )
+    if client is None:
+        unusable_key = secrets.token_urlsafe(32)
+        client = ApiClient(name=name, store=store, key_prefix="console", scopes="pos",
+                           key_sha256=hashlib.sha256(unusable_key.encode()).hexdigest())
+        session.add(client)
+        session.flush()
+    return client
+
+
+def new_console_external_id(store: Store) -> str:
+    """A one-time id put in the sale form when it is rendered: submitting that form twice names the
+    same sale, which is then recorded once."""
+    return f"console-{store.code}-{uuid.uuid4().hex}"
+
+
+# --- hand-recorded sales ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class HandSale:
+    transaction: Transaction
+    # True when this external_id was already recorded: the double submit changed nothing.
+    replayed: bool
+
+
+def record_hand_sale(session: Session, program: Program, *, staff: StaffUser, member: Member, external_id: str,
+                     amount: int, points_redeemed: int, now: datetime) -> HandSale:
+    """Record a sale typed in at the till, through the same `post_sales` as the POS API (same earning,
+    redemption, tier and idempotency rules), under the store's console client. The member row is
+    locked before the replay check, so concurrent double submits queue and the second one replays."""
+    if not CONSOLE_EXTERNAL_ID.fullmatch(external_id or ""):
+        raise ValidationFailed("malformed form id", errors={"external_id": ["Reload the form and try again."]})
+    if points_redeemed < 0:
+        raise ValidationFailed("negative points", errors={"points_redeemed": ["Must not be negative."]})
+    client = console_client(session, console_store(session, staff))
+    member = session.scalar(sa.select(Member).where(Member.id == member.id).with_for_update()
+                            .execution_options(populate_existing=True))
+    earlier = _console_sale(session, client, external_id)
+    if earlier is not None:
+        if (earlier.member_id, earlier.amount, earlier.points_redeemed) != (member.id, amount, points_redeemed):
+            raise IdempotencyConflict("this form was already used for a different sale")
+        return HandSale(transaction=earlier, replayed=True)
+    before = member.points_balance
+    sale = {"external_id": external_id, "member": member.member_no, "store_code": client.store.code,
+            "channel": "pos", "occurred_at": now, "currency": program.settings.currency, "amount": amount,
+            "points_redeemed": points_redeemed}
+    result = post_sales(session, program, client, [sale], now)[0]
+    if isinstance(result, DomainError):
+        raise result
+    transaction = result.transaction
+    _audit(session, staff, member, "sale.record", {"points_balance": before}, {
+        "points_balance": member.points_balance, "external_id": external_id, "store": client.store.code,
+        "amount": amount, "currency": transaction.currency, "points_earned": transaction.points_earned,
+        "points_redeemed": transaction.points_redeemed,
+    }, now, api_client=client)
+    session.flush()
+    return HandSale(transaction=transaction, replayed=False)
+
+
+def _console_sale(session: Session, client: ApiClient, external_id: str) -> Transaction | None:
+    return session.scalar(sa.select(Transaction).where(
+        Transaction.client_id == client.id, Transaction.kind == "sale", Transaction.external_id == external_id))
+
+
+# --- notes, enrolment, audit ---------------------------------------------------------------------
+
+def add_staff_note(session: Session, *, staff: StaffUser, member: Member, body: str, now: datetime) -> StaffNote:
+    body = (body or "").strip()
+    if not body:
+        raise ValidationFailed("empty note", errors={"body": ["Write something first."]})
+    if len(body) > NOTE_MAX_CHARS:
+        raise ValidationFailed("note too long", errors={"body": [f"At most {NOTE_MAX_CHARS} characters."]})
+    note = StaffNote(member_id=member.id, staff_user_id=staff.id, body=body, created_at=now)
+    session.add(note)
+    session.flush()
+    _audit(session, staff, member, "note.add", None, {"note_id": note.id, "chars": len(body)}, now)
+    session.flush()
+    return note
+
+
+def enrol_at_counter(session: Session, program: Program, *, staff: StaffUser, name: str, now: datetime,
+                     email: str | None = None, phone: str | None = None, email_marketing: bool = False,
+                     sms_marketing: bool = False) -> Member:
+    """Enrol a member in the store, with the consents they gave at the counter."""
+    if not (name or "").strip():
+        raise ValidationFailed("name required", errors={"name": ["Required."]})
+    store = console_store(session, staff)
+    member = enrol_member(session, program, name=name, now=now, email=email or None, phone=phone or None,
+                          home_store=store, email_marketing=email_marketing, sms_marketing=sms_marketing)
+    _audit(session, staff, member, "member.enrol", None, {
+        "member_no": member.member_no, "store": store.code, "has_email": bool(member.email),
+        "has_phone": bool(member.phone), "email_marketing": email_marketing, "sms_marketing": sms_marketing,
+        "channel": "staff-console",
+    }, now)
+    session.flush()
+    return member
+
+
+def _audit(session: Session, staff: StaffUser, member: Member, action: str, before: dict | None,
+           after: dict | None, now: datetime, api_client: ApiClient | None = None) -> None:
+    session.add(AuditEvent(staff_user_id=staff.id, api_client_id=api_client.id if api_client else None,
+                           member_id=member.id, action=action, before=before, after=after, created_at=now))
+
+
+@dataclass(frozen=True)
+class AuditLine:
+    event: AuditEvent
+    staff_email: str | None
+
+
+def audit_trail(session: Session, member: Member, limit: int = 200) -> list[AuditLine]:
+    """What staff did to this member, newest first, with who did it."""
+    rows = session.execute(
+        sa.select(AuditEvent, StaffUser.email)
+        .outerjoin(StaffUser, StaffUser.id == AuditEvent.staff_user_id)
+        .where(AuditEvent.member_id == member.id)
+        .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc()).limit(limit)
+    ).all()
+    return [AuditLine(event=event, staff_email=email) for event, email in rows]
+
+
+# --- the 360° view --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MemberOverview:
+    member: Member
+    tier: Tier
+    next_tier: Tier | None
+    points: PointsSummary
+    # (points, expires_at) of lots expiring within EXPIRING_SOON_DAYS, soonest first.
+    expiring_soon: list[tuple[int, datetime]]
+    transactions: list[Transaction]
+    notes: list[StaffNote]
+    # None: the coupons package cannot answer yet (the page says so instead of showing "no coupons").
+    coupons: list | None
+    # None until insights scores members: shown as "—".
+    rfm_segment: str | None
+    churn_risk: str | None
+
+
+def member_overview(session: Session, program: Program, member: Member, now: datetime) -> MemberOverview:
+    """Everything the console's member page shows, read without locks."""
+    summary = load_wallet(session, member).summary(now, expiry_dates=12)
+    soon = now + timedelta(days=EXPIRING_SOON_DAYS)
+    return MemberOverview(
+        member=member, tier=member.tier, next_tier=program.next_tier(member.tier), points=summary,
+        expiring_soon=[(points, at) for points, at in summary.expiring if at <= soon],
+        transactions=recent_transactions(session, member),
+        notes=list(session.scalars(
+            sa.select(StaffNote).where(StaffNote.member_id == member.id)
+            .order_by(StaffNote.created_at.desc(), StaffNote.id.desc()).limit(RECENT_NOTES))),
+        coupons=member_coupons(session, member, now),
+        rfm_segment=getattr(member, "rfm_segment", None),
+        churn_risk=getattr(member, "churn_risk", None),
+    )
+
+
+def recent_transactions(session: Session, member: Member, limit: int = RECENT_TRANSACTIONS) -> list[Transaction]:
+    """The member's latest sales and refunds, newest first."""
+    return list(session.scalars(
+        sa.select(Transaction).where(Transaction.member_id == member.id)
+        .order_by(Transaction.occurred_at.desc(), Transaction.id.desc()).limit(limit)))
+
+
+def member_coupons(session: Session, member: Member, now: datetime) -> list | None:
+    """The member's usable coupons, or None while loyalty.campaigns has no coupon query to ask."""
+    try:
+        from loyalty.campaigns.services import usable_coupons  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return list(usable_coupons(session, member, now))
