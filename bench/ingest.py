@@ -74,12 +74,26 @@ def postgres(durable: bool):
                               str(root / "log"), "start"]), check=True, capture_output=True)
     try:
         postmaster = int((data / "postmaster.pid").read_text().split()[0])
-        yield {"url": f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres",
-               "dsn": f"host=127.0.0.1 port={port} user=postgres dbname=postgres", "pid": postmaster}
+        yield {"port": port, "pid": postmaster}
     finally:
         subprocess.run(_as_owner([_pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
                        capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def db_url(pg: dict, database: str) -> str:
+    return f"postgresql+psycopg://postgres@127.0.0.1:{pg['port']}/{database}"
+
+
+def db_dsn(pg: dict, database: str) -> str:
+    return f"host=127.0.0.1 port={pg['port']} user=postgres dbname={database}"
+
+
+def create_database(pg: dict, name: str, template: str | None = None) -> None:
+    import psycopg
+
+    with psycopg.connect(db_dsn(pg, "postgres"), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
 
 
 def app_env(database_url: str) -> dict:
@@ -92,14 +106,25 @@ def app_env(database_url: str) -> dict:
         "LOYALTY_API_RATE_LIMIT": "100000000 per minute",
     })
     env.pop("LOYALTY_REDIS_URL", None)
+    # Measure the tree this script lives in (also when it is a copy), not whatever `loyalty` the venv
+    # has installed in editable mode.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return env
 
 
-def prepare_database(database_url: str, members: int) -> tuple[str, list[str], float]:
-    """Migrate, add store S001, create the key (CLI), enrol members (service). Returns key, numbers."""
+def run_cli(args: list[str], env: dict) -> str:
+    done = subprocess.run([str(VENV_BIN / "loyalty"), *args], env=env, capture_output=True, text=True, cwd=REPO)
+    if done.returncode:
+        raise RuntimeError(f"loyalty {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+def prepare_database(database_url: str, members: int, history: int = 0) -> tuple[str, list[str], float]:
+    """Migrate, add store S001, create the key (CLI), enrol members (service), and optionally give each
+    member `history` past sales (through the sales service, spread over the last 300 days, so members
+    hold open lots and a tier window as after months of use). Returns key, member numbers, seconds."""
     env = app_env(database_url)
-    loyalty = str(VENV_BIN / "loyalty")
-    subprocess.run([loyalty, "db", "upgrade"], env=env, check=True, capture_output=True, cwd=REPO)
+    run_cli(["db", "upgrade"], env)
 
     import sqlalchemy as sa
 
@@ -115,9 +140,7 @@ def prepare_database(database_url: str, members: int) -> tuple[str, list[str], f
     with app.app_context():
         db.session.add(Store(code="S001", name="Bench store"))
         db.session.commit()
-    out = subprocess.run([loyalty, "api-key", "create", "--name", "bench", "--store", "S001"], env=env,
-                         check=True, capture_output=True, text=True, cwd=REPO)
-    key = out.stdout.strip().splitlines()[-1]
+    key = run_cli(["api-key", "create", "--name", "bench", "--store", "S001"], env).strip().splitlines()[-1]
     numbers = []
     with app.app_context():
         program = load_program(db.session)
@@ -130,9 +153,39 @@ def prepare_database(database_url: str, members: int) -> tuple[str, list[str], f
             if n % 1000 == 999:
                 db.session.commit()
         db.session.commit()
+        if history:
+            post_history(db.session, numbers, history)
         db.session.remove()
         db.engine.dispose()
     return key, numbers, time.perf_counter() - started
+
+
+def post_history(session, numbers: list[str], per_member: int, chunk: int = 1000) -> None:
+    import sqlalchemy as sa
+
+    from loyalty.auth.models import ApiClient
+    from loyalty.points.program import load_program
+    from loyalty.sales.services import post_sales
+
+    client = session.scalar(sa.select(ApiClient).order_by(ApiClient.id))
+    rnd = random.Random(1)
+    now = datetime.now(UTC)
+    pending = []
+    total = len(numbers) * per_member
+    for n in range(total):
+        sku, category = rnd.choice(SKUS)
+        amount = rnd.randrange(990, 39900, 100)
+        pending.append({"external_id": f"H-{n:09d}", "member": numbers[n % len(numbers)], "channel": "pos",
+                        "occurred_at": now - timedelta(days=300 * (total - n) / total, minutes=1),
+                        "currency": "CNY", "amount": amount, "lines": [
+                            {"sku": sku, "category": category, "quantity": 1, "unit_price": amount, "amount": amount}]})
+        if len(pending) == chunk or n == total - 1:
+            results = post_sales(session, load_program(session), client, pending, now)
+            bad = [r for r in results if isinstance(r, Exception)]
+            if bad:
+                raise RuntimeError(f"history sale refused: {bad[0]!r}")
+            session.commit()
+            pending = []
 
 
 class Gunicorn:
@@ -208,6 +261,27 @@ def _system_ticks() -> tuple[int, int]:
     return sum(values[:8]), values[3] + values[4]  # all, idle + iowait
 
 
+def machine_busy_cores(seconds: float = 1.0) -> float:
+    all0, idle0 = _system_ticks()
+    time.sleep(seconds)
+    all1, idle1 = _system_ticks()
+    return os.cpu_count() * ((all1 - all0) - (idle1 - idle0)) / max(1, all1 - all0)
+
+
+QUIET = {"max_wait": 0.0, "threshold": 0.3}
+
+
+def wait_for_quiet() -> dict:
+    """This machine may be shared: before a phase, wait (bounded by --wait-quiet) until the CPU used by
+    others, while our servers idle, is below --quiet-threshold cores. Returns what was seen."""
+    started = time.monotonic()
+    busy = machine_busy_cores()
+    while busy > QUIET["threshold"] and time.monotonic() - started < QUIET["max_wait"]:
+        time.sleep(2)
+        busy = machine_busy_cores()
+    return {"busy_cores_before": round(busy, 2), "waited_s": round(time.monotonic() - started, 1)}
+
+
 class CpuMeter:
     """Cores used by the load generator (this process), gunicorn and PostgreSQL over a phase."""
 
@@ -231,6 +305,9 @@ class CpuMeter:
                for name, pid in self.pids.items()},
             "machine_busy": round(os.cpu_count() * (all_ticks - idle_ticks) / all_ticks, 2) if all_ticks else 0,
         }
+        # Everything else on the machine (other users' jobs, kernel threads) during the phase.
+        self.cores["other"] = round(max(0.0, self.cores["machine_busy"] - self.cores["load_generator"]
+                                        - self.cores["gunicorn"] - self.cores["postgres"]), 2)
         return False
 
 
@@ -366,6 +443,7 @@ class Sales:
 
 def run_phase(name, port, connections, duration, max_requests, make_request, check, gunicorn_pid, postmaster_pid,
               items_per_request: int = 1, warmup: float = 2.0) -> dict:
+    quiet = wait_for_quiet()
     if warmup:
         asyncio.run(drive(port, connections, warmup, 10**6, make_request, check))
     with CpuMeter(gunicorn_pid, postmaster_pid) as cpu:
@@ -378,9 +456,23 @@ def run_phase(name, port, connections, duration, max_requests, make_request, che
         "requests_per_s": round(len(raw["latencies"]) / raw["wall"], 1),
         "items_per_s": round(max(ok_requests, 0) * items_per_request / raw["wall"], 1),
         **latency_summary(raw["latencies"]),
-        "cpu_cores": cpu.cores, "first_errors": raw["errors"],
+        "cpu_cores": cpu.cores, "machine_before_phase": quiet, "first_errors": raw["errors"],
     }
+    add_cpu_per_item(result, max(ok_requests, 0) * items_per_request)
     return result
+
+
+def add_cpu_per_item(result: dict, items: int) -> None:
+    """CPU milliseconds per successful item, by process group: unlike items/s, hardly changed by other
+    load on the machine. `capacity_2_cores` = items/s if gunicorn + PostgreSQL had both cores to
+    themselves (an upper bound: no generator, kernel or scheduling cost)."""
+    if not items:
+        return
+    cores, seconds = result["cpu_cores"], result["seconds"]
+    per = {name: round(1000 * cores[name] * seconds / items, 3) for name in ("gunicorn", "postgres", "load_generator")}
+    result["cpu_ms_per_item"] = per
+    result["capacity_2_cores"] = round(2000 / (per["gunicorn"] + per["postgres"]), 1) \
+        if per["gunicorn"] + per["postgres"] else None
 
 
 def single_phases(args, server: Gunicorn, key: str, sales: Sales, pg: dict) -> list[dict]:
@@ -424,6 +516,7 @@ def batch_phase(args, server: Gunicorn, key: str, sales: Sales, pg: dict) -> tup
     result["item_statuses"] = {str(k): v for k, v in sorted(item_statuses.items())}
     result["items_per_s"] = round(item_statuses.get(201, 0) / result["seconds"], 1)
     result["sales_posted"] = item_statuses.get(201, 0)
+    add_cpu_per_item(result, result["sales_posted"])
     return result, f"{prefix}-{sales.run_id}-"
 
 
@@ -471,6 +564,7 @@ def copy_phase(dsn: str, external_prefix: str, full: bool, round_no: int) -> dic
         for table in tables:
             remap(table)
 
+        quiet = wait_for_quiet()
         started = time.perf_counter()
         with conn.cursor() as cur:
             for table in tables:
@@ -482,23 +576,37 @@ def copy_phase(dsn: str, external_prefix: str, full: bool, round_no: int) -> dic
     sales = len(rows["transactions"])
     return {"phase": "COPY " + (" + ".join(tables) if full else "transactions only"),
             "sales": sales, "rows": {table: len(rows[table]) for table in tables}, "seconds": round(elapsed, 3),
-            "items_per_s": round(sales / elapsed, 1) if elapsed else 0}
+            "items_per_s": round(sales / elapsed, 1) if elapsed else 0, "machine_before_phase": quiet}
 
 
 # --- report -------------------------------------------------------------------------------------
 
 def print_table(results: list[dict]) -> None:
     header = f"{'server':<12} {'phase':<44} {'req/s':>8} {'items/s':>9} {'p50':>7} {'p95':>7} {'p99':>7} " \
-             f"{'fail':>5}  cores gen/gunicorn/pg/busy"
+             f"{'fail':>5} {'cpu ms/item app+pg':>18} {'cap/2cores':>10}  cores gen/gunicorn/pg/other/busy"
     print(header)
     print("-" * len(header))
     for r in results:
         cores = r.get("cpu_cores", {})
         cores_text = "/".join(str(cores.get(k, "-")) for k in ("load_generator", "gunicorn", "postgres",
-                                                                "machine_busy")) if cores else ""
+                                                                "other", "machine_busy")) if cores else ""
+        cpu = r.get("cpu_ms_per_item")
+        per_item = f"{cpu['gunicorn']:.2f}+{cpu['postgres']:.2f}" if cpu else ""
         print(f"{r.get('server', ''):<12} {r['phase'][:44]:<44} {r.get('requests_per_s', ''):>8} "
               f"{r.get('items_per_s', ''):>9} {r.get('p50_ms', ''):>7} {r.get('p95_ms', ''):>7} "
-              f"{r.get('p99_ms', ''):>7} {r.get('failed_requests', ''):>5}  {cores_text}")
+              f"{r.get('p99_ms', ''):>7} {r.get('failed_requests', ''):>5} {per_item:>18} "
+              f"{r.get('capacity_2_cores') or '':>10}  {cores_text}")
+
+
+def code_version() -> str:
+    try:
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "loyalty", "migrations"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return head + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git work tree)"
 
 
 def main() -> int:
@@ -511,6 +619,8 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=15, help="seconds per single-request phase")
     parser.add_argument("--batch-duration", type=float, default=None, help="seconds of batch phase (default: --duration)")
     parser.add_argument("--members", type=int, default=10_000)
+    parser.add_argument("--history", type=int, default=0, metavar="N",
+                        help="past sales per member posted before the run (open lots, tier window)")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--max-requests", type=int, default=200_000, help="cap per single-request phase")
     parser.add_argument("--batch-size", type=int, default=1000)
@@ -518,11 +628,15 @@ def main() -> int:
     parser.add_argument("--batch-max-calls", type=int, default=200)
     parser.add_argument("--durable", action="store_true", help="PostgreSQL with fsync/synchronous_commit on")
     parser.add_argument("--no-batch", action="store_true")
+    parser.add_argument("--wait-quiet", type=float, default=120, metavar="SECONDS",
+                        help="before each phase wait at most this long for other load on the machine to drop")
+    parser.add_argument("--quiet-threshold", type=float, default=0.3, metavar="CORES")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--output", type=Path, default=None, help="JSON file (default: bench/results/ingest-<utc>.json)")
     args = parser.parse_args()
     servers = args.server or ([f"sync:{args.workers}"] if args.workers else ["sync:4"])
     args.batch_duration = args.batch_duration or args.duration
+    QUIET.update(max_wait=args.wait_quiet, threshold=args.quiet_threshold)
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     load_before = os.getloadavg()
 
@@ -531,12 +645,16 @@ def main() -> int:
     with postgres(args.durable) as pg:
         print(f"PostgreSQL {'durable' if args.durable else 'fsync=off synchronous_commit=off (as tests)'}; "
               f"preparing {args.members} members ...", flush=True)
-        key, members, prep_seconds = prepare_database(pg["url"], args.members)
+        create_database(pg, "bench_template")
+        key, members, prep_seconds = prepare_database(db_url(pg, "bench_template"), args.members, args.history)
         print(f"  ready in {prep_seconds:.1f} s", flush=True)
         sales = Sales(run_id, members, args.seed)
         for round_no, spec in enumerate(servers):
-            server = Gunicorn(spec, pg["url"], free_port())
-            print(f"\n== gunicorn {spec} ==", flush=True)
+            # Every configuration starts from the same data: a fresh copy of the prepared database.
+            database = f"bench_{round_no}"
+            create_database(pg, database, template="bench_template")
+            server = Gunicorn(spec, db_url(pg, database), free_port())
+            print(f"\n== gunicorn {spec} (database {database}) ==", flush=True)
             try:
                 phase_results = single_phases(args, server, key, sales, pg)
                 noop, sale = phase_results
@@ -552,7 +670,7 @@ def main() -> int:
                     phase_results.append(batch)
                     if batch["sales_posted"]:
                         for full in (False, True):
-                            copied = copy_phase(pg["dsn"], prefix, full, 2 * round_no + full)
+                            copied = copy_phase(db_dsn(pg, database), prefix, full, 2 * round_no + full)
                             copied["server"] = spec
                             print_table([copied])
                             phase_results.append(copied)
@@ -563,6 +681,9 @@ def main() -> int:
                     "single_sales_per_s": sale["items_per_s"], "single_p99_ms": sale.get("p99_ms"),
                     "noop_per_s": noop["items_per_s"], "noop_p99_ms": noop.get("p99_ms"),
                     "batch_sales_per_s": phase_results[2]["items_per_s"] if not args.no_batch else None,
+                    "single_capacity_2_cores": sale.get("capacity_2_cores"),
+                    "batch_capacity_2_cores": phase_results[2].get("capacity_2_cores") if not args.no_batch else None,
+                    "other_load_cores": [r["cpu_cores"]["other"] for r in phase_results if "cpu_cores" in r],
                 })
                 print("  ratios:", {k: v for k, v in ratio.items() if k.endswith("vs_noop_rps") or "copy" in k})
                 results.extend(phase_results)
@@ -571,9 +692,11 @@ def main() -> int:
                     print("  gunicorn log tail:\n" + server.log_tail(), flush=True)
             finally:
                 server.stop()
-        with __import__("psycopg").connect(pg["dsn"]) as conn:
-            counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                      for t in ("members", "transactions", "points_entries")}
+        counts = {}
+        for round_no in range(len(servers)):
+            with __import__("psycopg").connect(db_dsn(pg, f"bench_{round_no}")) as conn:
+                counts[servers[round_no]] = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                                             for t in ("members", "transactions", "points_entries", "points_lots")}
 
     print("\n== summary ==")
     print_table(results)
@@ -588,12 +711,15 @@ def main() -> int:
               f"| sale/no-op {row['sale_vs_noop_rps']} | batch {batch:>8.1f} sales/s | "
               f"batch/COPY(tx) {row.get('batch_vs_copy_transactions')} batch/COPY(all) {row.get('batch_vs_copy_all_rows')} "
               f"| floor {'MET' if row['floor_met'] else 'not met'} goal {'MET' if row['goal_met'] else 'not met'}")
+        print(f"{'':<12} CPU-based capacity with 2 free cores: single {row['single_capacity_2_cores']} sales/s, "
+              f"batch {row['batch_capacity_2_cores']} sales/s; other load on the machine during the phases "
+              f"(cores): {row['other_load_cores']}")
     print("floor (>=500 sales/s, p99<=100 ms, >=5,000 batch sales/s):", "MET" if floor_ok else "NOT MET")
     print("goal  (>=1,000 sales/s, >=20,000 batch sales/s):", "MET" if goal_ok else "NOT MET")
 
     report = {
         "run_id": run_id, "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "servers": servers,
+        "servers": servers, "code_root": str(REPO), "code_version": code_version(),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                     "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
         "postgres": "durable defaults" if args.durable else "fsync=off synchronous_commit=off full_page_writes=off",

@@ -36,8 +36,9 @@ def configure(app: Flask, overrides: Mapping | None) -> None:
     if app.config["REDIS_URL"] and app.config["RATELIMIT_STORAGE_URI"] == "memory://":
         app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"]
     development = app.config["ENVIRONMENT"] == "development"
-    app.config.setdefault("SESSION_COOKIE_SECURE", not development)
-    app.config.setdefault("REMEMBER_COOKIE_SECURE", not development)
+    for key in ("SESSION_COOKIE_SECURE", "REMEMBER_COOKIE_SECURE"):
+        if app.config.get(key) is None:
+            app.config[key] = not development
     if not app.config["SECRET_KEY"]:
         if not development:
             raise RuntimeError("LOYALTY_SECRET_KEY must be set outside development")
@@ -65,25 +66,39 @@ def _development_secret(instance: Path) -> str:
 def register_extensions(app: Flask) -> None:
     import loyalty.models  # noqa: F401  (every table in the metadata)
     from loyalty.extensions import api, babel, csrf, db, limiter, login_manager, migrate
+    from loyalty.i18n import select_locale, select_timezone
 
     db.init_app(app)
     # Batch mode: SQLite can only ALTER a table by copying it.
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
     login_manager.init_app(app)
     csrf.init_app(app)
-    babel.init_app(app)
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
     limiter.init_app(app)
     api.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
     from loyalty.extensions import api, csrf
+    from loyalty.campaigns.api import blueprints as campaign_api_blueprints
     from loyalty.pos_api.api import blueprints as api_blueprints
 
-    for blueprint in api_blueprints:
+    for blueprint in [*api_blueprints, *campaign_api_blueprints]:
         # API clients authenticate with a bearer key, not a cookie: there is no session to forge.
         csrf.exempt(blueprint)
         api.register_blueprint(blueprint)
+
+    from loyalty.members.staff_views import staff
+
+    app.register_blueprint(staff)
+
+    from loyalty.auth.views import staff_auth
+    from loyalty.members.portal_views import portal
+    from loyalty.web import site
+
+    app.register_blueprint(site)
+    app.register_blueprint(staff_auth)
+    app.register_blueprint(portal)
 
 
 def register_errorhandlers(app: Flask) -> None:

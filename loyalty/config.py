@@ -44,9 +44,41 @@ class DefaultConfig:
     SESSION_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
+    # None: Secure everywhere but development (decided in `configure`). Flask's own default is False,
+    # which would otherwise win over a `setdefault`.
+    SESSION_COOKIE_SECURE = None
+    REMEMBER_COOKIE_SECURE = None
 
     BABEL_DEFAULT_LOCALE = "en"
+    # Dates and times are stored in UTC and shown in the store's zone; this one when no store is known.
+    BABEL_DEFAULT_TIMEZONE = "Asia/Shanghai"
+    # Relative to the package folder: loyalty/translations/<lang>/LC_MESSAGES/messages.mo
+    BABEL_TRANSLATION_DIRECTORIES = "translations"
     LANGUAGES = ["en", "zh"]
+    # The cookie the language switch sets (a year), read before the browser's Accept-Language.
+    LANGUAGE_COOKIE = "lang"
+
+    # Sign-in throttling (Flask-Limiter syntax). Only failed attempts count, per account and per
+    # address, so a store's tills behind one address do not lock each other out by signing in.
+    LOGIN_LIMIT_PER_ACCOUNT = "5 per 5 minutes"
+    LOGIN_LIMIT_PER_ADDRESS = "30 per 5 minutes"
+    # Password-reset requests, counted whatever the outcome (each one may send an email).
+    PASSWORD_RESET_LIMIT_PER_ACCOUNT = "3 per hour"
+    PASSWORD_RESET_LIMIT_PER_ADDRESS = "20 per hour"
+    PASSWORD_RESET_MAX_AGE_SECONDS = 3600
+
+    # Outgoing mail (password reset links). No host: the message is logged instead of sent, which
+    # is what a development machine wants.
+    SMTP_HOST = None
+    SMTP_PORT = 25
+    SMTP_USERNAME = None
+    SMTP_PASSWORD = None
+    SMTP_STARTTLS = False
+    SMTP_TIMEOUT_SECONDS = 10
+    MAIL_SENDER = "loyalty@localhost"
+    # Links in emails are built on this base ("https://loyalty.example.com") rather than on the
+    # request's Host header, which a client can forge. None: the request's host (development).
+    PUBLIC_BASE_URL = None
 
     # Tests replace this with a settable clock; see loyalty.clock.
     CLOCK = None

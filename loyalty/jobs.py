@@ -13,7 +13,7 @@ from flask import Flask, current_app, has_app_context
 from redis import Redis
 from rq import Queue
 
-QUEUES = ("default", "maintenance")
+QUEUES = ("default", "maintenance", "scoring")
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,11 @@ PERIODIC_JOBS = (
     PeriodicJob("release-holds", "loyalty.points.tasks.release_holds", "5 * * * *", timeout=600),
     PeriodicJob("expire-lots", "loyalty.points.tasks.expire_lots", "15 18 * * *"),
     PeriodicJob("evaluate-tiers", "loyalty.points.tasks.evaluate_tiers", "45 18 * * *"),
+    PeriodicJob("expire-coupons", "loyalty.campaigns.tasks.expire_coupons", "25 18 * * *", timeout=1800),
+    # Insights (loyalty/insights/tasks.py) after the points jobs, before the working day in UTC+8.
+    PeriodicJob("score-rfm", "loyalty.insights.tasks.score_rfm", "15 19 * * *", queue="scoring"),
+    PeriodicJob("score-churn", "loyalty.insights.tasks.score_churn", "30 19 * * *", queue="scoring"),
+    PeriodicJob("compute-crosssell", "loyalty.insights.tasks.compute_crosssell", "45 19 * * *", queue="scoring"),
 )
 
 

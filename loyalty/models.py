@@ -1,7 +1,15 @@
 """Every domain's models, imported together so the metadata (and so migrations) sees all tables."""
 
 from loyalty.auth.models import ApiClient, AuditEvent, StaffUser, Store  # noqa: F401
-from loyalty.members.models import Member  # noqa: F401
+from loyalty.campaigns.models import (  # noqa: F401
+    Coupon,
+    CouponBatch,
+    CouponRedemption,
+    Offer,
+    OfferMemberUse,
+)
+from loyalty.insights.models import AssociationRule, JobRun, RfmSnapshot, RfmSnapshotMember  # noqa: F401
+from loyalty.members.models import ConsentEvent, Member  # noqa: F401
 from loyalty.points.models import (  # noqa: F401
     EarningRule,
     LotAllocation,

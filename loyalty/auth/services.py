@@ -1,5 +1,6 @@
 """Accounts: API keys for POS systems and staff users. Keys and passwords are never stored in clear."""
 
+import functools
 import hashlib
 import secrets
 from datetime import datetime
@@ -79,3 +80,26 @@ def store_by_code(session: Session, code: str | None) -> Store:
         raise ValidationFailed(f"no store {code!r}" if code else "no store exists yet",
                                errors={"store_code": ["Unknown store."]})
     return store
+
+
+@functools.cache
+def _unknown_account_hash() -> str:
+    # Verified against when no account matches, so an unknown email costs as much time as a wrong
+    # password and response times do not reveal which emails have accounts.
+    return password_hasher.hash(secrets.token_hex(16))
+
+
+def verify_password_or_waste_time(password_hash: str | None, password: str) -> bool:
+    """check_password, spending the same effort when there is no hash to check against."""
+    if not password_hash:
+        check_password(_unknown_account_hash(), password)
+        return False
+    return check_password(password_hash, password)
+
+
+def authenticate_staff(session: Session, email: str, password: str) -> StaffUser | None:
+    """The active staff user with this email and password, or None (wrong, unknown or disabled alike)."""
+    user = session.scalar(sa.select(StaffUser).where(StaffUser.email == email.strip().lower()))
+    if not verify_password_or_waste_time(user.password_hash if user else None, password):
+        return None
+    return user if user.active else None

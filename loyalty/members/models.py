@@ -36,6 +36,24 @@ class Member(db.Model):
     sms_marketing: Mapped[bool] = mapped_column(default=False)
     erased_at: Mapped[datetime | None] = mapped_column()
 
+    # Latest scores, written in bulk by the insights jobs (loyalty/insights/rfm.py, churn.py); NULL
+    # until first scored. RFM figures are over the scoring window as of rfm_scored_at; a member with
+    # no purchase in the window has segment "No Purchases" and NULL scores.
+    rfm_recency_days: Mapped[int | None] = mapped_column()
+    rfm_frequency: Mapped[int | None] = mapped_column()
+    rfm_monetary: Mapped[int | None] = mapped_column(sa.BigInteger)
+    rfm_r: Mapped[int | None] = mapped_column(sa.SmallInteger)
+    rfm_f: Mapped[int | None] = mapped_column(sa.SmallInteger)
+    rfm_m: Mapped[int | None] = mapped_column(sa.SmallInteger)
+    rfm_code: Mapped[str | None] = mapped_column(sa.String(3))
+    rfm_segment: Mapped[str | None] = mapped_column(sa.String(32))
+    rfm_scored_at: Mapped[datetime | None] = mapped_column()
+    # P(no purchase over the churn horizon) in basis points (0..10000): an integer, like all stored figures.
+    churn_risk_bp: Mapped[int | None] = mapped_column()
+    churn_band: Mapped[str | None] = mapped_column(sa.String(8))
+    churn_explanation: Mapped[str | None] = mapped_column(sa.String(200))
+    churn_scored_at: Mapped[datetime | None] = mapped_column()
+
     # Many-to-one by primary key: served from the identity map after the first load, no join needed.
     tier: Mapped[Tier] = relationship()
 
@@ -59,3 +77,26 @@ class StaffNote(db.Model):
     staff_user = relationship("StaffUser")
 
     __table_args__ = (sa.Index("ix_staff_notes_member_id_created_at", "member_id", "created_at"),)
+
+
+CONSENTS = ("email_marketing", "sms_marketing")
+
+
+class ConsentEvent(db.Model):
+    """One change of one marketing consent: what, given or withdrawn, when and through which channel
+    (portal, staff, api, enrolment, erasure). The member row holds the current state; these rows are
+    the evidence of how it came to be."""
+
+    __tablename__ = "consent_events"
+
+    id: Mapped[int] = id_column()
+    member_id: Mapped[int] = mapped_column(BigId, sa.ForeignKey("members.id"), index=True)
+    consent: Mapped[str] = mapped_column(sa.String(32))
+    granted: Mapped[bool] = mapped_column()
+    channel: Mapped[str] = mapped_column(sa.String(16))
+    staff_user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_users.id"))
+    created_at: Mapped[datetime] = created_at_column()
+
+    __table_args__ = (
+        sa.CheckConstraint("consent IN ('email_marketing', 'sms_marketing')", name="consent"),
+    )

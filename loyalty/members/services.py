@@ -8,10 +8,10 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import Session
 
-from loyalty.auth.models import Store
+from loyalty.auth.models import AuditEvent, Store
 from loyalty.errors import CardTokenExpired, DuplicateMember, UnknownMember, ValidationFailed
 from loyalty.members import cards
-from loyalty.members.models import Member
+from loyalty.members.models import CONSENTS, ConsentEvent, Member
 from loyalty.members.numbers import is_valid_member_no, random_member_no
 from loyalty.points.models import TierChange
 from loyalty.points.program import Program
@@ -30,8 +30,10 @@ def normalize_phone(raw: str, default_region: str = "CN") -> str:
 
 def enrol_member(session: Session, program: Program, *, name: str, now: datetime, email: str | None = None,
                  phone: str | None = None, birthday: date | None = None, home_store: Store | None = None,
-                 email_marketing: bool = False, sms_marketing: bool = False) -> Member:
-    """A new active member in the entry tier. Email or phone is required; each belongs to one member."""
+                 email_marketing: bool = False, sms_marketing: bool = False,
+                 consent_channel: str = "enrolment") -> Member:
+    """A new active member in the entry tier. Email or phone is required; each belongs to one member.
+    Consents given at enrolment are recorded as ConsentEvents with `consent_channel` (portal, staff, api)."""
     if not email and not phone:
         raise ValidationFailed("email or phone is required", errors={"email": ["Email or phone is required."]})
     email = email.strip().lower() if email else None
@@ -47,6 +49,10 @@ def enrol_member(session: Session, program: Program, *, name: str, now: datetime
     session.flush()
     session.add(TierChange(member_id=member.id, to_tier_id=program.entry_tier.id, reason="enrolment",
                            created_at=now))
+    for consent, granted in (("email_marketing", email_marketing), ("sms_marketing", sms_marketing)):
+        if granted:
+            session.add(ConsentEvent(member_id=member.id, consent=consent, granted=True, channel=consent_channel,
+                                     created_at=now))
     return member
 
 
@@ -123,3 +129,44 @@ def current_card_token(member: Member, now: datetime) -> cards.CardToken:
         config["SECRET_KEY"], member.id, member.card_secret, now,
         step_seconds=config["CARD_TOKEN_STEP_SECONDS"], max_age_seconds=config["CARD_TOKEN_MAX_AGE_SECONDS"],
     )
+
+
+def set_consents(session: Session, member: Member, choices: dict[str, bool], *, channel: str, now: datetime,
+                 staff_user_id: int | None = None) -> list[ConsentEvent]:
+    """Give or withdraw marketing consents; each actual change is recorded with its time and channel."""
+    events = []
+    for consent, granted in choices.items():
+        if consent not in CONSENTS:
+            raise ValidationFailed(f"unknown consent {consent!r}", errors={consent: ["Unknown consent."]})
+        if getattr(member, consent) == bool(granted):
+            continue
+        setattr(member, consent, bool(granted))
+        event = ConsentEvent(member_id=member.id, consent=consent, granted=bool(granted), channel=channel,
+                             staff_user_id=staff_user_id, created_at=now)
+        session.add(event)
+        events.append(event)
+    session.flush()
+    return events
+
+
+def erase_member(session: Session, member: Member, *, now: datetime, channel: str = "portal",
+                 staff_user_id: int | None = None) -> None:
+    """Right to erasure (DESIGN.md invariant 8). Personal fields are removed from the member and from
+    what other tables hold about them; the ledger, lots and transactions stay, tied to a member row that
+    now names nobody, so the books still balance. Clearing the card secret kills every QR token ever
+    shown; without a password hash and email nobody can sign in; the member number resolves to nobody.
+    Idempotent."""
+    from loyalty.members import gdpr
+
+    if member.status == "erased":
+        return
+    personal = [member.name, member.email, member.phone, member.birthday.isoformat() if member.birthday else None]
+    set_consents(session, member, {consent: False for consent in CONSENTS}, channel="erasure", now=now,
+                 staff_user_id=staff_user_id)
+    gdpr.redact_traces(session, member, [value for value in personal if value])
+    member.name = member.email = member.phone = member.birthday = None
+    member.password_hash = member.card_secret = None
+    member.status, member.erased_at = "erased", now
+    session.add(AuditEvent(staff_user_id=staff_user_id, member_id=member.id, action="member.erase",
+                           after={"status": "erased", "channel": channel}, created_at=now))
+    session.flush()

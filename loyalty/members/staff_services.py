@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 
 from loyalty.auth.models import ApiClient, AuditEvent, StaffUser, Store
 from loyalty.auth.services import store_by_code
-from loyalty.errors import DomainError, IdempotencyConflict, ValidationFailed
+from loyalty.errors import DomainError, IdempotencyConflict, UnknownMember, ValidationFailed
 from loyalty.members.models import Member, StaffNote
-from loyalty.members.services import enrol_member
+from loyalty.members.services import enrol_member, normalize_phone, resolve_member_code, set_consents
 from loyalty.points.ledger import PointsSummary, load_wallet
 from loyalty.points.models import Tier
 from loyalty.points.program import Program
@@ -32,10 +32,33 @@ CONSOLE_CLIENT_PREFIX = "staff-console:"
 CONSOLE_EXTERNAL_ID = re.compile(r"^console-[A-Za-z0-9_-]{1,32}-[0-9a-f]{32}$")
 # Yuan with at most two decimals (fen); the ceiling keeps far inside the API's money range.
 YUAN_AMOUNT = re.compile(r"^(\d{1,9})(?:\.(\d{1,2}))?$")
+PHONE_LIKE = re.compile(r"^\+?\d{5,20}$")
 NOTE_MAX_CHARS = 2000
 RECENT_TRANSACTIONS = 10
 RECENT_NOTES = 20
 EXPIRING_SOON_DAYS = 90
+
+
+# --- finding the member at the till ---------------------------------------------------------------
+
+def find_member_at_till(session: Session, code: str, now: datetime) -> Member:
+    """The member a scanned or typed code names: card token, member number or phone. Cashiers type
+    phones as people say them ("138 0013 8000"), so a code that names nobody as given is tried once
+    more as a phone number of the program's region before giving up."""
+    code = (code or "").strip()
+    try:
+        return resolve_member_code(session, code, now)
+    except UnknownMember:
+        digits = re.sub(r"[\s()-]", "", code)
+        if not PHONE_LIKE.fullmatch(digits):
+            raise
+        try:
+            phone = normalize_phone(digits)
+        except ValidationFailed:
+            raise UnknownMember(f"no member has the code {code!r}") from None
+        if phone == code:
+            raise
+        return resolve_member_code(session, phone, now)
 
 
 # --- money ---------------------------------------------------------------------------------------
@@ -156,12 +179,15 @@ def add_staff_note(session: Session, *, staff: StaffUser, member: Member, body: 
 def enrol_at_counter(session: Session, program: Program, *, staff: StaffUser, name: str, now: datetime,
                      email: str | None = None, phone: str | None = None, email_marketing: bool = False,
                      sms_marketing: bool = False) -> Member:
-    """Enrol a member in the store, with the consents they gave at the counter."""
+    """Enrol a member in the staff user's store. Consents are given through `set_consents`, so each one
+    granted at the counter is recorded with its time, the staff channel and who asked."""
     if not (name or "").strip():
         raise ValidationFailed("name required", errors={"name": ["Required."]})
     store = console_store(session, staff)
     member = enrol_member(session, program, name=name, now=now, email=email or None, phone=phone or None,
-                          home_store=store, email_marketing=email_marketing, sms_marketing=sms_marketing)
+                          home_store=store)
+    set_consents(session, member, {"email_marketing": email_marketing, "sms_marketing": sms_marketing},
+                 channel="staff", now=now, staff_user_id=staff.id)
     _audit(session, staff, member, "member.enrol", None, {
         "member_no": member.member_no, "store": store.code, "has_email": bool(member.email),
         "has_phone": bool(member.phone), "email_marketing": email_marketing, "sms_marketing": sms_marketing,

@@ -9,6 +9,9 @@ from flask import request
 from flask_smorest import Blueprint
 from sqlalchemy.exc import IntegrityError
 
+from loyalty.campaigns import schemas as campaign_schemas
+from loyalty.campaigns.redemption import preview_coupon
+from loyalty.campaigns.services import usable_coupons
 from loyalty.clock import utcnow
 from loyalty.errors import DomainError, IdempotencyConflict, NotFound, UnknownMember, ValidationFailed
 from loyalty.extensions import db
@@ -19,7 +22,16 @@ from loyalty.points.models import PointsEntry
 from loyalty.points.program import load_program
 from loyalty.pos_api import schemas
 from loyalty.pos_api.auth import api_rate_limit, authenticate_request, current_client
-from loyalty.pos_api.idempotency import StoredResponse, find_stored, fingerprint, json_response, remember, replay
+from loyalty.pos_api.idempotency import (
+    StoredResponse,
+    conflict,
+    find_stored,
+    fingerprint,
+    json_response,
+    load_stored,
+    remember,
+    replay,
+)
 from loyalty.pos_api.problems import problem_body
 from loyalty.sales.services import MemberSnapshot, SaleResult, get_sale, post_refund, post_sales
 
@@ -120,11 +132,15 @@ def get_member(member_no):
 
 
 @members.route("/<member_no>/coupons")
-@members.response(200, schemas.CouponPageSchema)
-def member_coupons(member_no):
-    """Coupons the member can use now."""
-    find_member(member_no)
-    return {"data": [], "next_cursor": None}
+@members.arguments(schemas.PageQuerySchema, location="query")
+@members.response(200, campaign_schemas.CouponPageSchema)
+def member_coupons(query, member_no):
+    """Coupons the member can use now (whatever the basket: min spend and SKU conditions still apply
+    at the till), oldest first."""
+    member = find_member(member_no)
+    after_id = decode_cursor(query["cursor"]) if "cursor" in query else None
+    page, last_id = usable_coupons(db.session, member, utcnow(), limit=query["limit"], after_id=after_id)
+    return {"data": page, "next_cursor": encode_cursor(last_id) if last_id is not None else None}
 
 
 @members.route("/<member_no>/points")
@@ -199,7 +215,8 @@ def _post_batch_once(items: list[dict]) -> list[dict]:
     parsed: list[dict | DomainError] = [_parse_sale(item) for item in items]
     prints = {index: fingerprint(item) for index, item in enumerate(items)}
     keys = {index: "sale:" + sale["external_id"] for index, sale in enumerate(parsed) if isinstance(sale, dict)}
-    stored = find_stored(db.session, client, {keys[i]: prints[i] for i in reversed(list(keys))})
+    # Each item is judged against the stored request itself: twins in one batch may differ.
+    stored: dict[str, StoredResponse | DomainError] = load_stored(db.session, client, set(keys.values()))
     first_of_key: dict[str, int] = {}
     to_post: list[int] = []
     for index, key in keys.items():
@@ -213,7 +230,10 @@ def _post_batch_once(items: list[dict]) -> list[dict]:
         outcomes[index] = _batch_outcome(parsed[index]["external_id"], result, replayed=False)
         if isinstance(result, SaleResult):
             remember(db.session, client, keys[index], prints[index], 201, outcomes[index]["transaction"])
-            stored[keys[index]] = StoredResponse(201, outcomes[index]["transaction"])
+            stored[keys[index]] = StoredResponse(201, outcomes[index]["transaction"], prints[index])
+        else:
+            # Its twins later in this batch fail the same way, with the same problem.
+            stored[keys[index]] = result
     results = []
     for index, sale in enumerate(parsed):
         if index in outcomes:
@@ -228,16 +248,13 @@ def _post_batch_once(items: list[dict]) -> list[dict]:
 
 def _replayed_outcome(external_id, key, request_sha256, stored, first_of_key, prints) -> dict:
     """A sale answered before (in an earlier call, or earlier in this batch)."""
-    earlier = stored.get(key)
+    earlier = stored[key]
     if key in first_of_key and prints[first_of_key[key]] != request_sha256:
         earlier = IdempotencyConflict("this external_id appears earlier in the batch with a different body")
+    elif isinstance(earlier, StoredResponse) and earlier.request_sha256 != request_sha256:
+        earlier = conflict()
     if isinstance(earlier, StoredResponse):
         return {"external_id": external_id, "status": earlier.status, "replayed": True, "transaction": earlier.body}
-    if earlier is None:
-        # Its first occurrence in this batch failed; so does this one, for the same reason.
-        return {"external_id": external_id, "status": 422, "replayed": False,
-                "error": {"title": "Earlier item failed", "status": 422,
-                          "detail": "the same external_id failed earlier in this batch"}}
     return _batch_outcome(external_id, earlier, replayed=False)
 
 
@@ -296,5 +313,8 @@ def post_refund_view(refund, external_id):
 @coupons.arguments(schemas.CouponValidateSchema)
 @coupons.response(200, schemas.CouponValidationSchema)
 def validate_coupon(data):
-    """Preview a coupon against a basket; changes nothing."""
-    return {"code": data["code"], "valid": False, "reason": "unknown", "discount": 0}
+    """Preview a coupon against a basket (`amount` is the subtotal, as in a sale); changes nothing."""
+    now = utcnow()
+    member = resolve_member_code(db.session, data["member"], now) if data.get("member") else None
+    return preview_coupon(db.session, data["code"], member, subtotal=data["amount"], lines=data.get("lines") or [],
+                          now=now)

@@ -22,6 +22,8 @@ from loyalty.sales.models import IdempotencyRecord
 class StoredResponse:
     status: int
     body: dict
+    # The request it answered: only a retry with this same hash is replayed.
+    request_sha256: str
 
 
 def fingerprint(payload) -> str:
@@ -31,22 +33,26 @@ def fingerprint(payload) -> str:
 
 def find_stored(session: Session, client: ApiClient, fingerprints: dict[str, str]) -> dict[str, StoredResponse | IdempotencyConflict]:
     """For each key already answered: the stored response, or a conflict when the body differs."""
-    if not fingerprints:
+    found: dict[str, StoredResponse | IdempotencyConflict] = {}
+    for key, stored in load_stored(session, client, fingerprints).items():
+        found[key] = stored if stored.request_sha256 == fingerprints[key] else conflict()
+    return found
+
+
+def load_stored(session: Session, client: ApiClient, keys) -> dict[str, StoredResponse]:
+    """The stored answers to those of `keys` already answered, whatever body each retry carries."""
+    keys = list(keys)
+    if not keys:
         return {}
     records = session.scalars(
-        sa.select(IdempotencyRecord).where(
-            IdempotencyRecord.client_id == client.id, IdempotencyRecord.key.in_(list(fingerprints))
-        )
+        sa.select(IdempotencyRecord).where(IdempotencyRecord.client_id == client.id, IdempotencyRecord.key.in_(keys))
     )
-    found = {}
-    for record in records:
-        if record.request_sha256 != fingerprints[record.key]:
-            found[record.key] = IdempotencyConflict(
-                "this key was already used with a different request body"
-            )
-        else:
-            found[record.key] = StoredResponse(record.response_status, record.response_body)
-    return found
+    return {record.key: StoredResponse(record.response_status, record.response_body, record.request_sha256)
+            for record in records}
+
+
+def conflict() -> IdempotencyConflict:
+    return IdempotencyConflict("this key was already used with a different request body")
 
 
 def remember(session: Session, client: ApiClient, key: str, request_sha256: str, status: int, body: dict) -> None:

@@ -65,8 +65,7 @@ def _http_error(error: HTTPException):
     data = getattr(error, "data", None) or {}
     errors = data.get("messages") or data.get("errors")
     if isinstance(errors, dict) and set(errors) <= {"json", "query", "querystring", "headers", "view_args"}:
-        # webargs nests messages under the location; the contract names fields directly.
-        errors = {field: messages for location in errors.values() for field, messages in location.items()}
+        errors = _errors_by_field(errors)
     headers = {}
     if status == 429:
         headers["Retry-After"] = str(_retry_after(error))
@@ -76,6 +75,19 @@ def _http_error(error: HTTPException):
         detail = "internal error"
     return problem_response(slug, status, title, detail, errors=errors if isinstance(errors, dict) else None,
                             headers=headers)
+
+
+def _errors_by_field(by_location: dict) -> dict:
+    """webargs nests messages under the location; the contract names fields directly. A message about
+    the body as a whole (not JSON at all) is filed under `_schema`, where marshmallow files a body of
+    the wrong type."""
+    errors: dict = {}
+    for messages in by_location.values():
+        if isinstance(messages, dict):
+            errors.update(messages)
+        else:
+            errors.setdefault("_schema", []).extend(messages)
+    return errors
 
 
 def _retry_after(error: HTTPException) -> int:

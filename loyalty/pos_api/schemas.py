@@ -265,12 +265,12 @@ class BatchResponseSchema(ma.Schema):
     results = fields.List(fields.Nested(BatchItemSchema))
 
 
-# --- coupons (until the campaigns package: every code is unknown) -------------------------------
+# --- coupons at the till (offer and coupon objects: loyalty.campaigns.schemas) --------------------
 
 class CouponValidateSchema(StrictSchema):
     code = fields.String(required=True, validate=validate.Length(1, 64))
     member = fields.String(validate=validate.Length(1, 200))
-    amount = money(required=True)
+    amount = money(required=True, metadata={"description": "the basket before discounts: a sale's subtotal"})
     lines = fields.List(fields.Nested(LineSchema), validate=validate.Length(max=500))
 
 
@@ -279,11 +279,6 @@ class CouponValidationSchema(ma.Schema):
     valid = fields.Boolean()
     reason = fields.String(allow_none=True)
     discount = fields.Integer()
-
-
-class CouponPageSchema(ma.Schema):
-    data = fields.List(fields.Dict())
-    next_cursor = fields.String(allow_none=True)
 
 
 member_schema = MemberSchema()

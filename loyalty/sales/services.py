@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from loyalty.auth.models import ApiClient, Store
+from loyalty.campaigns.redemption import CouponPlan, give_back_coupons, plan_coupons, redeem_coupons
 from loyalty.errors import (
-    CouponInvalid,
     CurrencyMismatch,
     DomainError,
     Forbidden,
@@ -78,25 +78,25 @@ def _post_sale(session, program, client, sale, members, stores, wallets, qualify
     store = _store_for(sale, stores)
     wallet = _wallet_for(sale, members, wallets)
     _check_sale(program, sale, wallet, now)
+    coupons = plan_coupons(session, sale.get("coupons") or [], wallet.member if wallet else None,
+                           subtotal=sale.get("subtotal", sale["amount"]), lines=sale.get("lines") or [], now=now)
     transaction = _new_transaction(client, store, wallet, sale)
+    # First of the sale's writes: the limits the database enforces may still refuse it here.
+    redeem_coupons(session, coupons, transaction, now)
     session.add(transaction)
     if wallet is None:
-        return SaleResult(transaction=transaction, member=None)
+        return SaleResult(transaction=transaction, member=None, coupons=coupons.response())
     if transaction.points_redeemed:
         wallet.redeem(transaction.points_redeemed, now=now, occurred_at=transaction.occurred_at,
                       transaction=transaction, reason=f"sale {transaction.external_id}", source="transaction")
-    _earn(program, wallet, transaction, qualifying, now)
-    return SaleResult(transaction=transaction, member=snapshot(wallet, now))
+    _earn(program, wallet, transaction, qualifying, now, coupons)
+    return SaleResult(transaction=transaction, member=snapshot(wallet, now), coupons=coupons.response())
 
 
 def _check_sale(program: Program, sale: dict, wallet: Wallet | None, now: datetime) -> None:
     """Everything that can refuse a sale, checked before any of it is written."""
     if sale["currency"] != program.settings.currency:
         raise CurrencyMismatch(f"the program's currency is {program.settings.currency}, not {sale['currency']}")
-    if sale.get("coupons"):
-        # Coupons arrive with the campaigns package; until then every code is unknown.
-        code = sale["coupons"][0]
-        raise CouponInvalid(f"coupon {code!r} is not known", reason="unknown", code=code)
     redeem = sale.get("points_redeemed") or 0
     if redeem and wallet is None:
         raise ValidationFailed("points can only be redeemed by a member",
@@ -122,13 +122,17 @@ def _new_transaction(client: ApiClient, store: Store, wallet: Wallet | None, sal
 
 
 def _earn(program: Program, wallet: Wallet, transaction: Transaction, qualifying: dict[int, int],
-          now: datetime) -> None:
+          now: datetime, coupons: CouponPlan) -> None:
     member = wallet.member
-    earning = compute_earning(
-        program.settings, member.tier, program.earning_rules, amount=transaction.amount,
-        subtotal=transaction.subtotal, occurred_at=transaction.occurred_at,
+    sale_figures = dict(
+        amount=transaction.amount, subtotal=transaction.subtotal, occurred_at=transaction.occurred_at,
         lines=[SaleLine(line.sku, line.category, line.amount) for line in transaction.lines],
     )
+    earning = compute_earning(program.settings, member.tier, program.earning_rules, **sale_figures)
+    if coupons.earns_points:
+        extra = coupons.extra_points(earning.base_points + earning.bonus_points)
+        earning = compute_earning(program.settings, member.tier, program.earning_rules, extra_bonus=extra,
+                                  **sale_figures)
     transaction.points_earned = earning.points
     transaction.qualifying_points = earning.base_points
     if earning.points or earning.base_points:
@@ -228,6 +232,8 @@ def post_refund(session: Session, program: Program, client: ApiClient, sale_exte
     sale.points_restored += restored_now
     if wallet is not None:
         _move_refund_points(program, wallet, sale, record, reversed_now, qualifying_now, restored_now)
+    if refunded == sale.amount:
+        give_back_coupons(session, sale, now)
     session.flush()
     return RefundResult(refund=record, sale=sale, member=snapshot(wallet, now) if wallet else None)
 

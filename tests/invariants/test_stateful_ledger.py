@@ -205,7 +205,8 @@ class LedgerMachine(RuleBasedStateMachine):
         window_start = self.now - TIER_WINDOW
         if occurred_at > window_start:
             qualifying = member.qualifying_since(window_start)
-            reached = max(index for index, (_, threshold, _) in enumerate(TIERS) if qualifying >= threshold)
+            # Reversals inside the window can outweigh earnings that have left it: below zero is the entry tier.
+            reached = max((index for index, (_, threshold, _) in enumerate(TIERS) if qualifying >= threshold), default=0)
             member.tier = max(member.tier, reached)
 
     def post_sale(self, member: ModelMember | None, amount: int, redeem: int, backdate_days: int = 0):
@@ -451,6 +452,6 @@ def test_ledger_state_machine(app, clock, factory):
     """Random sequences of sales, redemptions, refunds, expiry runs and replays keep the ledger whole."""
     run_state_machine_as_test(
         lambda: LedgerMachine(app, clock, factory),
-        settings=settings(max_examples=40, stateful_step_count=30, deadline=None,
+        settings=settings(max_examples=30, stateful_step_count=30, deadline=None,
                           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]),
     )

@@ -1,0 +1,67 @@
+"""Staff sign-in and sign-out (/staff/login, /staff/logout). The console itself is `members.staff_views`."""
+
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_user, logout_user
+from werkzeug.routing import BuildError
+
+from loyalty.auth import throttle
+from loyalty.auth.access import StaffIdentity
+from loyalty.auth.forms import LoginForm
+from loyalty.auth.services import authenticate_staff
+from loyalty.extensions import db
+
+staff_auth = Blueprint("staff_auth", __name__, url_prefix="/staff")
+
+
+@staff_auth.route("/login", methods=["GET", "POST"])
+@throttle.sign_in_limits("staff")
+def login():
+    form = LoginForm()
+    error = None
+    if form.validate_on_submit():
+        user = authenticate_staff(db.session, form.email.data, form.password.data)
+        if user is not None:
+            # A fresh session on every sign-in: nothing from before it (or planted in it) survives.
+            session.clear()
+            login_user(StaffIdentity(user))
+            return redirect(safe_next_url(request.args.get("next")) or _console_home())
+        throttle.mark_failed()
+        error = _("Wrong email or password.")
+    elif request.method == "POST":
+        throttle.mark_failed()
+    return render_template("staff_auth/login.html", form=form, error=error, signed_in=_signed_in_staff())
+
+
+@staff_auth.route("/logout", methods=["POST"])
+def logout():
+    logout_user()
+    session.clear()
+    flash(_("You have signed out."), "info")
+    return redirect(url_for("staff_auth.login"))
+
+
+@staff_auth.errorhandler(429)
+def too_many_attempts(error):
+    seconds = throttle.retry_after_seconds(error)
+    message = f"{error.description} {throttle.wait_message(seconds)}"
+    page = render_template("staff_auth/login.html", form=LoginForm(), error=message, signed_in=_signed_in_staff())
+    return page, 429, {"Retry-After": str(seconds)}
+
+
+def _signed_in_staff():
+    return current_user.user if current_user.is_authenticated and current_user.kind == "staff" else None
+
+
+def _console_home() -> str:
+    try:
+        return url_for("staff.scan")
+    except BuildError:
+        return "/staff/"
+
+
+def safe_next_url(target: str | None) -> str | None:
+    """`next` only when it is a path on this site: never another host (an open redirect)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    return target

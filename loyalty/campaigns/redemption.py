@@ -1,0 +1,417 @@
+"""Coupons at the till: checking them against a basket, redeeming them inside a sale, and giving them
+back when the sale is refunded in full.
+
+Checking (`plan_coupons`, also behind `POST /coupons/validate`) reads and changes nothing. The first
+failing rule names the reason, checked in this order: unknown, used / limit-reached (the coupon's own
+uses), expired (also void), not-yet-valid, not-this-member, tier, limit-reached (the member's uses of
+the offer), budget-exhausted, min-spend, conditions.
+
+Stacking. One coupon per offer kind may be combined with others only if every coupon in the sale is
+`stackable`; a non-stackable coupon stands alone (listing it with any other is `conditions`). The same
+code twice in one sale is `conditions` too.
+
+Order of application, whatever order the codes were listed in (ties keep the listed order):
+
+1. free_item: the first line whose sku is in `skus` and that no earlier coupon made free;
+2. percent_off: `value`% of what is left of its base, capped by `max_discount`;
+3. amount_off: `value`, capped by what is left of its base (and by `max_discount` if set);
+4. bonus_points: `value` points added to the sale's earning;
+5. points_multiplier: the sale's earning (base rate and earning rules, before the tier multiplier)
+   times `(value - 100)%` added; several multipliers add up, they do not compound.
+
+The base of a money discount is the subtotal less the discounts applied before it; for an offer with
+SKU or category conditions it is only what is left of the matching lines. No discount exceeds its
+base, so the discounts together never exceed the subtotal. Percent discounts round down.
+
+Redeeming (`redeem_coupons`) enforces every limit in the database, not by read-then-write: inside a
+SAVEPOINT, the coupon's use (`UPDATE coupons ... WHERE status = 'issued' AND uses_count < uses_limit`),
+the member's use of the offer (`... WHERE uses + n <= per_member_limit`) and the offer's budget
+(`... WHERE redeemed_count + n <= budget_count AND discount_given + d <= budget_amount`) are each one
+conditional UPDATE whose row count says whether it won. A loser rolls the savepoint back, so the sale
+records nothing and the batch it belongs to goes on. Rows are locked in one order (coupons by id,
+member uses, offers by id), after the member rows the sale already holds, so redemptions cannot
+deadlock each other.
+
+Refunds. A refund that brings the sale to fully refunded gives its coupons back: each coupon's use is
+returned (a single-use coupon is `issued` again, or `expired` if its validity has passed), and the
+member's use and the offer's redeemed count and discount given are returned too, so budgets and
+limits count only sales that stood. A partial refund changes nothing about coupons, even when what the
+customer keeps falls below the offer's min spend: the coupon stays redeemed and its discount stays
+spent from the budget. The refund `amount` is the money the till pays back, so a till that wants the
+customer to lose the discount they no longer qualify for pays back that much less (the points side
+needs nothing: earning was on the amount paid, and reversal is in proportion). Refunding the rest later
+completes the sale's refund and gives the coupon back then.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from loyalty.campaigns import codes
+from loyalty.campaigns.models import Coupon, CouponRedemption, Offer, OfferMemberUse
+from loyalty.errors import CouponInvalid
+from loyalty.members.models import Member
+
+APPLICATION_ORDER = {"free_item": 0, "percent_off": 1, "amount_off": 2, "bonus_points": 3, "points_multiplier": 4}
+
+
+@dataclass
+class AppliedCoupon:
+    coupon: Coupon
+    offer: Offer
+    listed_at: int
+    discount: int = 0
+
+    @property
+    def code(self) -> str:
+        return codes.display(self.coupon.code)
+
+
+@dataclass
+class CouponPlan:
+    """The coupons of one sale, checked, in order of application, with what each gives."""
+
+    member: Member | None
+    applied: list[AppliedCoupon] = field(default_factory=list)
+
+    @property
+    def discount(self) -> int:
+        return sum(item.discount for item in self.applied)
+
+    def response(self) -> list[dict]:
+        """`coupons` of the sale response, in the order the client listed them."""
+        listed = sorted(self.applied, key=lambda item: item.listed_at)
+        return [{"code": item.code, "discount": item.discount} for item in listed]
+
+    def extra_points(self, sale_points: int) -> int:
+        """What the points coupons add to a sale earning `sale_points` before the tier multiplier."""
+        extra = 0
+        for item in self.applied:
+            if item.offer.kind == "bonus_points":
+                extra += item.offer.value
+            elif item.offer.kind == "points_multiplier":
+                extra += sale_points * (item.offer.value - 100) // 100
+        return extra
+
+    @property
+    def earns_points(self) -> bool:
+        return any(item.offer.kind in ("bonus_points", "points_multiplier") for item in self.applied)
+
+
+def invalid(reason: str, code: str, explanation: str) -> CouponInvalid:
+    """`detail` starts with the reason, so a till can show it and a program can read it."""
+    return CouponInvalid(f"{reason}: coupon {code} {explanation}", reason=reason, code=code)
+
+
+# --- checking ------------------------------------------------------------------------------------
+
+def find_coupons(session: Session, normalized: Sequence[str]) -> dict[str, Coupon]:
+    """Coupons by normalised code, read fresh. Generated-looking codes with a wrong check character
+    are typos: they are not looked up at all."""
+    wanted = [code for code in normalized
+              if code and (not codes.is_generated_shape(code) or codes.has_valid_check(code))]
+    if not wanted:
+        return {}
+    found = session.scalars(
+        sa.select(Coupon).where(Coupon.code.in_(wanted)).execution_options(populate_existing=True)
+    )
+    return {coupon.code: coupon for coupon in found}
+
+
+def plan_coupons(session: Session, raw_codes: Sequence[str], member: Member | None, *, subtotal: int,
+                 lines: Sequence[dict], now: datetime) -> CouponPlan:
+    """Check a sale's coupons and work out what each gives; raises CouponInvalid for the first that
+    fails. Reads only."""
+    plan = CouponPlan(member=member)
+    if not raw_codes:
+        return plan
+    normalized = [codes.normalize(raw) for raw in raw_codes]
+    found = find_coupons(session, normalized)
+    member_uses = _member_uses(session, member, {coupon.offer_id for coupon in found.values()})
+    seen: set[str] = set()
+    for position, code in enumerate(normalized):
+        if code in seen:
+            raise invalid("conditions", raw_codes[position], "is listed twice in this sale")
+        seen.add(code)
+        coupon = found.get(code)
+        if coupon is None:
+            # Echoed as sent: a code we do not know is not ours to reformat.
+            raise invalid("unknown", raw_codes[position], "is not a valid code (check for a typo)")
+        _check_coupon(coupon, member, member_uses, subtotal, lines, now)
+        member_uses[coupon.offer_id] = member_uses.get(coupon.offer_id, 0) + 1
+        plan.applied.append(AppliedCoupon(coupon=coupon, offer=coupon.offer, listed_at=position))
+    _check_stacking(plan.applied)
+    plan.applied.sort(key=lambda item: (APPLICATION_ORDER[item.offer.kind], item.listed_at))
+    _apply_discounts(plan.applied, subtotal, lines)
+    _check_budgets(plan.applied)
+    return plan
+
+
+def preview_coupon(session: Session, raw_code: str, member: Member | None, *, subtotal: int,
+                   lines: Sequence[dict], now: datetime) -> dict:
+    """`POST /coupons/validate`: would this coupon, alone, apply to this basket, and for how much?"""
+    try:
+        plan = plan_coupons(session, [raw_code], member, subtotal=subtotal, lines=lines, now=now)
+    except CouponInvalid as error:
+        return {"code": error.code, "valid": False, "reason": error.reason, "discount": 0}
+    applied = plan.applied[0]
+    return {"code": applied.code, "valid": True, "reason": None, "discount": applied.discount}
+
+
+def _member_uses(session: Session, member: Member | None, offer_ids: set[int]) -> dict[int, int]:
+    if member is None or not offer_ids:
+        return {}
+    rows = session.execute(
+        sa.select(OfferMemberUse.offer_id, OfferMemberUse.uses)
+        .where(OfferMemberUse.member_id == member.id, OfferMemberUse.offer_id.in_(offer_ids))
+    )
+    return {offer_id: uses for offer_id, uses in rows}
+
+
+def coupon_has_ended(coupon: Coupon, offer: Offer, now: datetime) -> bool:
+    return ((coupon.expires_at is not None and coupon.expires_at <= now)
+            or (offer.valid_until is not None and offer.valid_until <= now))
+
+
+def _check_coupon_state(coupon: Coupon, now: datetime) -> None:
+    """The coupon's own state: its uses, void, expiry."""
+    shown = codes.display(coupon.code)
+    if coupon.status == "redeemed" or coupon.uses_count >= coupon.uses_limit:
+        if coupon.generic:
+            raise invalid("limit-reached", shown, f"has been used its {coupon.uses_limit} time(s)")
+        raise invalid("used", shown, "has already been used")
+    if coupon.status == "void":
+        raise invalid("expired", shown, "was voided")
+    if coupon.status == "expired" or coupon_has_ended(coupon, coupon.offer, now):
+        raise invalid("expired", shown, "has expired")
+
+
+def _check_coupon(coupon: Coupon, member: Member | None, member_uses: dict[int, int], subtotal: int,
+                  lines: Sequence[dict], now: datetime) -> None:
+    offer, shown = coupon.offer, codes.display(coupon.code)
+    _check_coupon_state(coupon, now)
+    if offer.valid_from is not None and offer.valid_from > now:
+        raise invalid("not-yet-valid", shown, f"is valid from {offer.valid_from.isoformat()}")
+    if coupon.member_id is not None and (member is None or member.id != coupon.member_id):
+        raise invalid("not-this-member", shown, "belongs to another member")
+    if member is None and (offer.kind not in ("amount_off", "percent_off", "free_item") or offer.per_member_limit):
+        raise invalid("not-this-member", shown, "needs the sale to name the member")
+    if offer.tiers and (member is None or member.tier.code not in offer.tiers):
+        raise invalid("tier", shown, f"is for tiers {', '.join(offer.tiers)} only")
+    if offer.per_member_limit is not None and member_uses.get(offer.id, 0) >= offer.per_member_limit:
+        raise invalid("limit-reached", shown, f"offer may be used {offer.per_member_limit} time(s) per member")
+    if offer.budget_count is not None and offer.redeemed_count >= offer.budget_count:
+        raise invalid("budget-exhausted", shown, "offer's budget is spent")
+    if offer.budget_amount is not None and offer.discount_given >= offer.budget_amount:
+        raise invalid("budget-exhausted", shown, "offer's budget is spent")
+    if subtotal < offer.min_spend:
+        raise invalid("min-spend", shown, f"needs a subtotal of at least {offer.min_spend}")
+    if (offer.skus or offer.categories) and not any(_matches(offer, line) for line in lines):
+        raise invalid("conditions", shown, "needs a line with one of its SKUs or categories")
+
+
+def _matches(offer: Offer, line: dict) -> bool:
+    return line.get("sku") in (offer.skus or ()) or (
+        line.get("category") is not None and line.get("category") in (offer.categories or ()))
+
+
+def _check_stacking(applied: list[AppliedCoupon]) -> None:
+    if len(applied) < 2:
+        return
+    for item in applied:
+        if not item.offer.stackable:
+            raise invalid("conditions", item.code, "cannot be combined with other coupons")
+
+
+def _apply_discounts(applied: list[AppliedCoupon], subtotal: int, lines: Sequence[dict]) -> None:
+    """Money discounts in order of application (see the module docstring); `applied` is in that order."""
+    remaining = subtotal
+    line_left = [line["amount"] for line in lines]
+    for item in applied:
+        offer = item.offer
+        if offer.kind == "free_item":
+            index = next((i for i, line in enumerate(lines)
+                          if line["sku"] in offer.skus and line_left[i] > 0), None)
+            if index is None:
+                raise invalid("conditions", item.code, "has no line left to make free")
+            discount = min(line_left[index], remaining, offer.max_discount or line_left[index])
+            line_left[index] -= discount
+        elif offer.kind in ("percent_off", "amount_off"):
+            matching = [i for i, line in enumerate(lines) if _matches(offer, line)]
+            conditioned = bool(offer.skus or offer.categories)
+            base = min(remaining, sum(line_left[i] for i in matching)) if conditioned else remaining
+            discount = base * offer.value // 100 if offer.kind == "percent_off" else min(offer.value, base)
+            if offer.max_discount is not None:
+                discount = min(discount, offer.max_discount)
+            if conditioned:
+                _take_from_lines(line_left, matching, discount)
+        else:
+            discount = 0
+        item.discount = discount
+        remaining -= discount
+
+
+def _take_from_lines(line_left: list[int], indexes: list[int], amount: int) -> None:
+    for index in indexes:
+        part = min(line_left[index], amount)
+        line_left[index] -= part
+        amount -= part
+
+
+def _check_budgets(applied: list[AppliedCoupon]) -> None:
+    """Budgets again, now that the discounts are known (the database decides for real at redemption)."""
+    counts: dict[int, int] = {}
+    given: dict[int, int] = {}
+    for item in applied:
+        offer = item.offer
+        counts[offer.id] = counts.get(offer.id, 0) + 1
+        given[offer.id] = given.get(offer.id, 0) + item.discount
+        if offer.budget_count is not None and offer.redeemed_count + counts[offer.id] > offer.budget_count:
+            raise invalid("budget-exhausted", item.code, "offer's budget is spent")
+        if offer.budget_amount is not None and offer.discount_given + given[offer.id] > offer.budget_amount:
+            raise invalid("budget-exhausted", item.code, "offer's budget does not cover this discount")
+
+
+# --- redeeming -----------------------------------------------------------------------------------
+
+def redeem_coupons(session: Session, plan: CouponPlan, transaction, now: datetime) -> None:
+    """Redeem a checked plan's coupons for `transaction` (a sale not yet written). Each limit is one
+    conditional UPDATE; if any loses a race, everything this call did is rolled back to the savepoint
+    and CouponInvalid says why. Call it before writing anything else of the sale."""
+    if not plan.applied:
+        return
+    _begin_sqlite_transaction(session)
+    with session.begin_nested():
+        for item in sorted(plan.applied, key=lambda item: item.coupon.id):
+            _claim_coupon_use(session, item, now)
+        if plan.member is not None:
+            _claim_member_uses(session, plan)
+        _claim_budgets(session, plan)
+    for item in plan.applied:
+        # Only the counters the UPDATEs moved are stale; they reload if anyone reads them.
+        session.expire(item.coupon, ["uses_count", "status", "redeemed_at"])
+        session.expire(item.offer, ["redeemed_count", "discount_given"])
+        session.add(CouponRedemption(
+            coupon_id=item.coupon.id, offer_id=item.offer.id, member_id=plan.member.id if plan.member else None,
+            transaction=transaction, discount=item.discount, created_at=now,
+        ))
+
+
+def _begin_sqlite_transaction(session: Session) -> None:
+    """pysqlite opens its transaction only at the first write, so a SAVEPOINT taken before any write
+    would itself be the transaction and its RELEASE a commit, out of reach of the caller's rollback."""
+    connection = session.connection()
+    if connection.dialect.name == "sqlite" and not connection.connection.dbapi_connection.in_transaction:
+        connection.exec_driver_sql("BEGIN")
+
+
+def _claim_coupon_use(session: Session, item: AppliedCoupon, now: datetime) -> None:
+    coupons = Coupon.__table__
+    claimed = session.execute(
+        sa.update(coupons)
+        .where(coupons.c.id == item.coupon.id, coupons.c.status == "issued",
+               coupons.c.uses_count < coupons.c.uses_limit,
+               sa.or_(coupons.c.expires_at.is_(None), coupons.c.expires_at > now))
+        .values(uses_count=coupons.c.uses_count + 1, redeemed_at=now,
+                status=sa.case((coupons.c.uses_count + 1 >= coupons.c.uses_limit, "redeemed"), else_="issued"))
+    ).rowcount
+    if claimed != 1:
+        # Another sale got there first (or it was voided or expired meanwhile): say which.
+        session.refresh(item.coupon)
+        _check_coupon_state(item.coupon, now)
+        raise invalid("used", item.code, "has already been used")
+
+
+def _claim_member_uses(session: Session, plan: CouponPlan) -> None:
+    uses = OfferMemberUse.__table__
+    wanted: dict[int, tuple[int, AppliedCoupon]] = {}
+    for item in plan.applied:
+        if item.offer.per_member_limit is not None:
+            count, _ = wanted.get(item.offer.id, (0, item))
+            wanted[item.offer.id] = (count + 1, item)
+    for offer_id in sorted(wanted):
+        count, item = wanted[offer_id]
+        _insert_ignoring_conflict(session, uses, {"offer_id": offer_id, "member_id": plan.member.id, "uses": 0})
+        claimed = session.execute(
+            sa.update(uses)
+            .where(uses.c.offer_id == offer_id, uses.c.member_id == plan.member.id,
+                   uses.c.uses + count <= item.offer.per_member_limit)
+            .values(uses=uses.c.uses + count)
+        ).rowcount
+        if claimed != 1:
+            raise invalid("limit-reached", item.code,
+                          f"offer may be used {item.offer.per_member_limit} time(s) per member")
+
+
+def _claim_budgets(session: Session, plan: CouponPlan) -> None:
+    offers = Offer.__table__
+    totals: dict[int, tuple[int, int, AppliedCoupon]] = {}
+    for item in plan.applied:
+        count, discount, _ = totals.get(item.offer.id, (0, 0, item))
+        totals[item.offer.id] = (count + 1, discount + item.discount, item)
+    for offer_id in sorted(totals):
+        count, discount, item = totals[offer_id]
+        claimed = session.execute(
+            sa.update(offers)
+            .where(offers.c.id == offer_id,
+                   sa.or_(offers.c.budget_count.is_(None), offers.c.redeemed_count + count <= offers.c.budget_count),
+                   sa.or_(offers.c.budget_amount.is_(None),
+                          offers.c.discount_given + discount <= offers.c.budget_amount))
+            .values(redeemed_count=offers.c.redeemed_count + count,
+                    discount_given=offers.c.discount_given + discount)
+        ).rowcount
+        if claimed != 1:
+            raise invalid("budget-exhausted", item.code, "offer's budget is spent")
+
+
+def _insert_ignoring_conflict(session: Session, table: sa.Table, values: dict) -> None:
+    dialect = session.connection().dialect.name
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
+    session.execute(insert(table).values(**values).on_conflict_do_nothing())
+
+
+# --- giving back ---------------------------------------------------------------------------------
+
+def give_back_coupons(session: Session, sale, now: datetime) -> list[CouponRedemption]:
+    """On the refund that completes a sale's refund: return each coupon's use, the member's use and the
+    offer's budget (see "Refunds" above). The caller holds the sale row locked, so this runs once."""
+    redemptions = session.scalars(
+        sa.select(CouponRedemption)
+        .where(CouponRedemption.transaction_id == sale.id, CouponRedemption.reversed_at.is_(None))
+        .order_by(CouponRedemption.coupon_id)
+    ).all()
+    coupons, uses, offers = Coupon.__table__, OfferMemberUse.__table__, Offer.__table__
+    totals: dict[int, tuple[int, int]] = {}
+    for redemption in redemptions:
+        redemption.reversed_at = now
+        coupon = session.get(Coupon, redemption.coupon_id)
+        back_to = "expired" if coupon_has_ended(coupon, coupon.offer, now) else "issued"
+        session.execute(
+            sa.update(coupons).where(coupons.c.id == coupon.id, coupons.c.uses_count > 0)
+            .values(uses_count=coupons.c.uses_count - 1,
+                    status=sa.case((coupons.c.status == "redeemed", back_to), else_=coupons.c.status))
+        )
+        if redemption.member_id is not None and coupon.offer.per_member_limit is not None:
+            session.execute(
+                sa.update(uses).where(uses.c.offer_id == redemption.offer_id,
+                                      uses.c.member_id == redemption.member_id, uses.c.uses > 0)
+                .values(uses=uses.c.uses - 1)
+            )
+        count, discount = totals.get(redemption.offer_id, (0, 0))
+        totals[redemption.offer_id] = (count + 1, discount + redemption.discount)
+    for offer_id in sorted(totals):
+        count, discount = totals[offer_id]
+        session.execute(
+            sa.update(offers).where(offers.c.id == offer_id)
+            .values(redeemed_count=offers.c.redeemed_count - count, discount_given=offers.c.discount_given - discount)
+        )
+    # The ORM copies are stale after the UPDATEs above (nothing of them was changed in Python).
+    for redemption in redemptions:
+        coupon = session.get(Coupon, redemption.coupon_id)
+        session.expire(coupon.offer)
+        session.expire(coupon)
+    return list(redemptions)

@@ -1,0 +1,137 @@
+"""Offer and coupon bodies of /api/v1 (API.md "Offers and coupons"): what `manage` clients may send,
+and the offer and coupon objects everyone gets back."""
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+from loyalty.campaigns import codes
+from loyalty.campaigns.models import MONEY_KINDS, OFFER_KINDS
+from loyalty.pos_api.schemas import MAX_MONEY, MAX_POINTS, StrictSchema, UTCDateTime, money
+
+VALUE_RANGES = {
+    "amount_off": (1, MAX_MONEY, "minor units off"),
+    "percent_off": (1, 100, "percent off"),
+    "bonus_points": (1, MAX_POINTS, "points added"),
+    "points_multiplier": (101, 10_000, "percent of the sale's earning (200 = double)"),
+}
+
+
+def _optional_int(low: int, high: int, **kwargs):
+    return fields.Integer(strict=True, allow_none=True, validate=validate.Range(low, high), **kwargs)
+
+
+def _names(**kwargs):
+    return fields.List(fields.String(validate=validate.Length(1, 64)), allow_none=True,
+                       validate=validate.Length(max=500), **kwargs)
+
+
+class OfferCreateSchema(StrictSchema):
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    kind = fields.String(required=True, validate=validate.OneOf(OFFER_KINDS))
+    value = fields.Integer(strict=True, metadata={
+        "description": "amount_off: minor units; percent_off: 1-100; bonus_points: points; "
+                       "points_multiplier: percent of the earning, 200 = double; free_item: none"})
+    min_spend = money(allow_none=True, metadata={"description": "on the sale's subtotal"})
+    max_discount = _optional_int(1, MAX_MONEY, metadata={"description": "cap on the money discount"})
+    skus = _names()
+    categories = _names()
+    valid_from = UTCDateTime(allow_none=True)
+    valid_until = UTCDateTime(allow_none=True)
+    valid_days = _optional_int(1, 3650, metadata={"description": "a personal coupon expires this many days after issue"})
+    tiers = fields.List(fields.String(validate=validate.Length(1, 32)), allow_none=True,
+                        validate=validate.Length(max=50))
+    per_member_limit = _optional_int(1, 1_000_000)
+    budget_count = _optional_int(1, 10**12, metadata={"description": "redemptions in all"})
+    budget_amount = _optional_int(1, MAX_MONEY, metadata={"description": "discount money in all, minor units"})
+    stackable = fields.Boolean(load_default=False)
+
+    @ma.validates_schema
+    def kind_rules(self, data, **kwargs):
+        """What each kind takes; the offer must not end before it starts."""
+        kind, value, errors = data.get("kind"), data.get("value"), {}
+        if kind == "free_item":
+            if value not in (None, 0):
+                errors["value"] = ["free_item takes no value: the first line whose sku is in skus is free."]
+            if not data.get("skus"):
+                errors["skus"] = ["free_item needs the SKUs it makes free."]
+            if data.get("categories"):
+                errors["categories"] = ["free_item names its lines by skus."]
+        elif kind in VALUE_RANGES:
+            low, high, meaning = VALUE_RANGES[kind]
+            if value is None:
+                errors["value"] = ["Missing data for required field."]
+            elif not low <= value <= high:
+                errors["value"] = [f"{kind}: {meaning}, between {low} and {high}."]
+        if kind not in MONEY_KINDS:
+            for name in ("max_discount", "budget_amount"):
+                if data.get(name) is not None:
+                    errors[name] = [f"Only for money discounts ({', '.join(MONEY_KINDS)})."]
+        if data.get("valid_from") and data.get("valid_until") and data["valid_until"] <= data["valid_from"]:
+            errors["valid_until"] = ["Must be after valid_from."]
+        if errors:
+            raise ma.ValidationError(errors)
+
+
+class OfferSchema(ma.Schema):
+    """Dumped from a campaigns.services.OfferReport."""
+
+    id = fields.Function(lambda report: report.offer.id)
+    name = fields.Function(lambda report: report.offer.name)
+    kind = fields.Function(lambda report: report.offer.kind)
+    value = fields.Function(lambda report: report.offer.value)
+    min_spend = fields.Function(lambda report: report.offer.min_spend)
+    max_discount = fields.Function(lambda report: report.offer.max_discount)
+    skus = fields.Function(lambda report: list(report.offer.skus or []))
+    categories = fields.Function(lambda report: list(report.offer.categories or []))
+    valid_from = fields.Function(lambda report: _utc(report.offer.valid_from))
+    valid_until = fields.Function(lambda report: _utc(report.offer.valid_until))
+    valid_days = fields.Function(lambda report: report.offer.valid_days)
+    tiers = fields.Function(lambda report: list(report.offer.tiers or []))
+    per_member_limit = fields.Function(lambda report: report.offer.per_member_limit)
+    budget_count = fields.Function(lambda report: report.offer.budget_count)
+    budget_amount = fields.Function(lambda report: report.offer.budget_amount)
+    stackable = fields.Function(lambda report: report.offer.stackable)
+    issued_count = fields.Integer(metadata={"description": "coupons and codes issued"})
+    redeemed_count = fields.Integer(metadata={"description": "redemptions, net of fully refunded sales"})
+    discount_given = fields.Integer(metadata={"description": "discount money given, minor units"})
+    created_at = fields.Function(lambda report: _utc(report.offer.created_at))
+
+
+class CouponIssueSchema(StrictSchema):
+    member = fields.String(validate=validate.Length(1, 200), metadata={"description": "personal coupon for this member"})
+    code = fields.String(validate=validate.Length(1, 64), metadata={"description": "generic code (generated if absent)"})
+    limit = fields.Integer(strict=True, validate=validate.Range(1, 10**9),
+                           metadata={"description": "uses of the generic code in all"})
+
+    @ma.validates_schema
+    def personal_or_generic(self, data, **kwargs):
+        if "member" in data and ("code" in data or "limit" in data):
+            raise ma.ValidationError("A personal coupon takes only member.", "member")
+        if "member" not in data and "limit" not in data:
+            raise ma.ValidationError("Give member (personal coupon) or limit (generic code).", "limit")
+
+
+class CouponSchema(ma.Schema):
+    """The coupon object, dumped from a Coupon."""
+
+    code = fields.Function(lambda coupon: codes.display(coupon.code))
+    offer_id = fields.Integer()
+    kind = fields.Function(lambda coupon: coupon.offer.kind)
+    status = fields.String()
+    member_no = fields.Function(lambda coupon: coupon.member.member_no if coupon.member_id else None)
+    expires_at = UTCDateTime()
+    uses_left = fields.Integer()
+
+
+class CouponPageSchema(ma.Schema):
+    data = fields.List(fields.Nested(CouponSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+def _utc(value):
+    return UTCDateTime()._serialize(value, None, None)
+
+
+offer_schema = OfferSchema()
+coupon_schema = CouponSchema()
+coupon_page_schema = CouponPageSchema()

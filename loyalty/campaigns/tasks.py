@@ -1,0 +1,41 @@
+"""Coupon jobs. Thin: each commits what one service call did, so a crash loses at most one chunk and a
+rerun carries on from there."""
+
+from loyalty.campaigns import batches, services
+from loyalty.clock import utcnow
+from loyalty.extensions import db
+from loyalty.jobs import enqueue, task
+
+
+@task
+def issue_batch(batch_id: int) -> int:
+    """Issue a coupon batch chunk by chunk; returns how many coupons this run issued."""
+    issued = 0
+    try:
+        while chunk := batches.issue_next_chunk(db.session, batch_id, utcnow()):
+            db.session.commit()
+            issued += chunk
+        db.session.commit()
+    except Exception as error:
+        db.session.rollback()
+        batches.mark_failed(db.session, batch_id, f"{type(error).__name__}: {error}", utcnow())
+        db.session.commit()
+        raise
+    return issued
+
+
+def enqueue_batch(batch_id: int):
+    """Start a committed batch on a worker (inline without Redis). The job id makes a second start of
+    the same batch a no-op while the first is queued."""
+    return enqueue(issue_batch, batch_id, queue="default", job_id=f"coupon-batch-{batch_id}", timeout=3600)
+
+
+@task
+def expire_coupons() -> int:
+    total = 0
+    now = utcnow()
+    while expired := services.expire_coupons(db.session, now):
+        db.session.commit()
+        total += expired
+    db.session.commit()
+    return total

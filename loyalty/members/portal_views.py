@@ -1,0 +1,329 @@
+"""The member portal (/portal/): sign-up and sign-in, the QR card, points, profile and consents,
+password reset, data export and erasure.
+
+Every page but the account ones is `member_required` and reads only `current_member()`: no route takes
+a member id, and the one that takes a transaction id answers 404 for anybody else's. Views parse a
+form, call a service, commit and redirect; the rules live in `portal_services` and `services`.
+"""
+
+from flask import (Blueprint, Response, abort, current_app, flash, jsonify, redirect, render_template, request,
+                   session, url_for)
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import login_user, logout_user
+import sqlalchemy as sa
+
+from loyalty.auth import throttle
+from loyalty.auth.access import MemberIdentity, current_member, member_required
+from loyalty.auth.forms import PASSWORD_MIN_LENGTH, LoginForm
+from loyalty.auth.services import check_password
+from loyalty.auth.views import safe_next_url
+from loyalty.clock import utcnow
+from loyalty.errors import DomainError, DuplicateMember, NotFound, ValidationFailed
+from loyalty.extensions import db
+from loyalty.mail import send_mail
+from loyalty.members import gdpr
+from loyalty.members import portal_services as services
+from loyalty.members.portal_forms import (ConsentsForm, EraseForm, ForgotPasswordForm, PasswordForm, ProfileForm,
+                                          ResetPasswordForm, SignupForm)
+from loyalty.members.models import ConsentEvent
+from loyalty.members.qr import qr_png, qr_svg
+from loyalty.members.services import current_card_token, erase_member, set_consents
+from loyalty.points.ledger import load_wallet
+from loyalty.points.program import load_program
+
+portal = Blueprint("portal", __name__, url_prefix="/portal")
+
+# The default tiers' names, translated; a tier the marketer named shows as named.
+TIER_NAMES = {"Bronze": _l("Bronze"), "Silver": _l("Silver"), "Gold": _l("Gold")}
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+# How a consent change reached us, as the member reads it.
+CHANNEL_NAMES = {"portal": _l("online"), "staff": _l("in store"), "api": _l("at the till"),
+                 "enrolment": _l("when joining"), "erasure": _l("account deleted")}
+
+
+@portal.app_template_global()
+def tier_label(tier) -> str:
+    return str(TIER_NAMES.get(tier.name, tier.name))
+
+
+@portal.app_template_global()
+def channel_label(channel: str) -> str:
+    return str(CHANNEL_NAMES.get(channel, channel))
+
+
+# --- accounts ----------------------------------------------------------------------------------
+
+@portal.route("/signup", methods=["GET", "POST"])
+def signup():
+    form = SignupForm()
+    if form.validate_on_submit():
+        try:
+            member = services.sign_up(
+                db.session, load_program(db.session), name=form.name.data, email=form.email.data,
+                phone=form.phone.data, password=form.password.data, now=utcnow(),
+                email_marketing=form.email_marketing.data, sms_marketing=form.sms_marketing.data)
+        except DuplicateMember:
+            db.session.rollback()
+            form.email.errors.append(_("An account with this email or phone number already exists."))
+        except ValidationFailed as error:
+            db.session.rollback()
+            _field_errors(form, error)
+        else:
+            db.session.commit()
+            _sign_in(member)
+            flash(_("Welcome! Your membership card is ready."), "success")
+            return redirect(url_for("portal.card"))
+    return render_template("portal/signup.html", form=form)
+
+
+@portal.route("/login", methods=["GET", "POST"])
+@throttle.sign_in_limits("member")
+def login():
+    form = LoginForm()
+    error = None
+    if form.validate_on_submit():
+        member = services.authenticate_member(db.session, form.email.data, form.password.data)
+        if member is not None:
+            _sign_in(member)
+            return redirect(safe_next_url(request.args.get("next")) or url_for("portal.dashboard"))
+        throttle.mark_failed()
+        error = _("Wrong email or password.")
+    elif request.method == "POST":
+        throttle.mark_failed()
+    return render_template("portal/login.html", form=form, error=error)
+
+
+@portal.route("/logout", methods=["POST"])
+def logout():
+    logout_user()
+    session.clear()
+    flash(_("You have signed out."), "info")
+    return redirect(url_for("portal.login"))
+
+
+def _sign_in(member) -> None:
+    # A fresh session on every sign-in: nothing from before it (or planted in it) survives.
+    session.clear()
+    login_user(MemberIdentity(member))
+
+
+@portal.errorhandler(429)
+def too_many_attempts(error):
+    seconds = throttle.retry_after_seconds(error)
+    message = f"{error.description} {throttle.wait_message(seconds)}"
+    if request.endpoint == "portal.forgot_password":
+        page = render_template("portal/forgot.html", form=ForgotPasswordForm(), error=message)
+    else:
+        page = render_template("portal/login.html", form=LoginForm(), error=message)
+    return page, 429, {"Retry-After": str(seconds)}
+
+
+# --- dashboard, card, history ------------------------------------------------------------------
+
+@portal.route("/")
+@member_required
+def dashboard():
+    member, now = current_member(), utcnow()
+    program = load_program(db.session)
+    return render_template("portal/dashboard.html", member=member,
+                           summary=load_wallet(db.session, member).summary(now),
+                           progress=services.tier_progress(db.session, program, member, now))
+
+
+@portal.route("/card")
+@member_required
+def card():
+    member, now = current_member(), utcnow()
+    card_token = current_card_token(member, now)
+    return render_template("portal/card.html", member=member, card_token=card_token, now=now,
+                           step_seconds=current_app.config["CARD_TOKEN_STEP_SECONDS"],
+                           max_age_seconds=current_app.config["CARD_TOKEN_MAX_AGE_SECONDS"])
+
+
+@portal.route("/card.json")
+@member_required
+def card_json():
+    """API.md: the current card token, the same string the QR on /portal/card encodes."""
+    card_token = current_card_token(current_member(), utcnow())
+    expires_at = card_token.expires_at.isoformat().replace("+00:00", "Z")
+    return jsonify(token=card_token.token, expires_at=expires_at), 200, NO_STORE
+
+
+@portal.route("/card.svg")
+@member_required
+def card_svg():
+    token = current_card_token(current_member(), utcnow()).token
+    return Response(qr_svg(token), mimetype="image/svg+xml", headers=NO_STORE)
+
+
+@portal.route("/card.png")
+@member_required
+def card_png():
+    token = current_card_token(current_member(), utcnow()).token
+    return Response(qr_png(token), mimetype="image/png", headers=NO_STORE)
+
+
+@portal.route("/history")
+@member_required
+def history():
+    page = request.args.get("page", 1, type=int)
+    return render_template("portal/history.html",
+                           history=services.points_history(db.session, current_member(), page))
+
+
+@portal.route("/transactions/<int:transaction_id>")
+@member_required
+def transaction(transaction_id: int):
+    try:
+        found = services.member_transaction(db.session, current_member(), transaction_id)
+    except NotFound:
+        abort(404)
+    return render_template("portal/transaction.html", transaction=found)
+
+
+# --- profile, consents, password ---------------------------------------------------------------
+
+@portal.route("/profile", methods=["GET", "POST"])
+@member_required
+def profile():
+    member = current_member()
+    form = ProfileForm(obj=member)
+    if form.validate_on_submit():
+        try:
+            services.update_profile(db.session, member, name=form.name.data, email=form.email.data,
+                                    phone=form.phone.data, birthday=form.birthday.data)
+        except DuplicateMember:
+            db.session.rollback()
+            form.email.errors.append(_("An account with this email or phone number already exists."))
+        except ValidationFailed as error:
+            db.session.rollback()
+            _field_errors(form, error)
+        else:
+            db.session.commit()
+            flash(_("Your details are saved."), "success")
+            return redirect(url_for("portal.profile"))
+    return _profile_page(profile_form=form)
+
+
+@portal.route("/consents", methods=["POST"])
+@member_required
+def consents():
+    form = ConsentsForm()
+    if form.validate_on_submit():
+        set_consents(db.session, current_member(), {"email_marketing": form.email_marketing.data,
+                                                    "sms_marketing": form.sms_marketing.data},
+                     channel="portal", now=utcnow())
+        db.session.commit()
+        flash(_("Your choices are saved."), "success")
+    return redirect(url_for("portal.profile"))
+
+
+@portal.route("/password", methods=["POST"])
+@member_required
+def change_password():
+    form = PasswordForm()
+    if form.validate_on_submit():
+        try:
+            services.change_password(current_member(), form.current_password.data, form.password.data)
+        except ValidationFailed:
+            form.current_password.errors.append(_("Wrong password."))
+        else:
+            db.session.commit()
+            flash(_("Your password is changed."), "success")
+            return redirect(url_for("portal.profile"))
+    return _profile_page(password_form=form), 422
+
+
+def _profile_page(profile_form=None, password_form=None):
+    member = current_member()
+    consent_events = db.session.scalars(sa.select(ConsentEvent).where(ConsentEvent.member_id == member.id)
+                                        .order_by(ConsentEvent.id.desc()).limit(20)).all()
+    return render_template("portal/profile.html", member=member,
+                           profile_form=profile_form or ProfileForm(obj=member),
+                           consents_form=ConsentsForm(obj=member), password_form=password_form or PasswordForm(),
+                           consent_events=consent_events)
+
+
+@portal.route("/password/forgot", methods=["GET", "POST"])
+@throttle.reset_request_limits()
+def forgot_password():
+    form = ForgotPasswordForm()
+    if form.validate_on_submit():
+        member = services.member_for_reset_request(db.session, form.email.data)
+        if member is not None:
+            _send_reset_link(member)
+        # The same answer whether or not the email has an account: no way to probe who is a member.
+        flash(_("If an account uses that email, a link to set a new password is on its way."), "info")
+        return redirect(url_for("portal.login"))
+    return render_template("portal/forgot.html", form=form)
+
+
+def _send_reset_link(member) -> None:
+    token = services.password_reset_token(member)
+    base = current_app.config["PUBLIC_BASE_URL"]
+    path = url_for("portal.reset_password", token=token)
+    link = base.rstrip("/") + path if base else url_for("portal.reset_password", token=token, _external=True)
+    minutes = current_app.config["PASSWORD_RESET_MAX_AGE_SECONDS"] // 60
+    body = render_template("portal/email/reset_password.txt", member=member, link=link, minutes=minutes)
+    send_mail(member.email, _("Set a new password"), body)
+
+
+@portal.route("/password/reset/<token>", methods=["GET", "POST"])
+def reset_password(token: str):
+    member = services.member_for_reset_token(db.session, token)
+    if member is None:
+        return render_template("portal/reset_invalid.html"), 404
+    form = ResetPasswordForm()
+    if form.validate_on_submit():
+        services.set_password(member, form.password.data)
+        db.session.commit()
+        _sign_in(member)
+        flash(_("Your new password is set."), "success")
+        return redirect(url_for("portal.dashboard"))
+    return render_template("portal/reset.html", form=form)
+
+
+# --- your data ---------------------------------------------------------------------------------
+
+@portal.route("/export.json")
+@member_required
+def export():
+    """A download of everything held about the member."""
+    member, now = current_member(), utcnow()
+    data = gdpr.export_member_data(db.session, member, now)
+    disposition = f'attachment; filename="{gdpr.export_filename(member, now)}"'
+    return Response(gdpr.dumps(data), mimetype="application/json",
+                    headers={"Content-Disposition": disposition, **NO_STORE})
+
+
+@portal.route("/erase", methods=["GET", "POST"])
+@member_required
+def erase():
+    member = current_member()
+    form = EraseForm()
+    if form.validate_on_submit():
+        if not check_password(member.password_hash, form.password.data):
+            form.password.errors.append(_("Wrong password."))
+        else:
+            erase_member(db.session, member, now=utcnow(), channel="portal")
+            db.session.commit()
+            logout_user()
+            session.clear()
+            flash(_("Your account and personal data are erased. Goodbye."), "info")
+            return redirect(url_for("portal.login"))
+    return render_template("portal/erase.html", form=form)
+
+
+FIELD_MESSAGES = {"phone": _l("Not a valid phone number."), "password": _l("Use at least %(min)d characters."),
+                  "name": _l("This field is required.")}
+
+
+def _field_errors(form, error: DomainError) -> None:
+    """Show a service's refusal next to the field it is about, in the page's language."""
+    for field_name in (error.errors or {"email": None}):
+        field = getattr(form, field_name, None) or form.email
+        message = FIELD_MESSAGES.get(field_name, _l("Please check this field."))
+        field.errors.append(str(message) % {"min": PASSWORD_MIN_LENGTH} if field_name == "password" else str(message))

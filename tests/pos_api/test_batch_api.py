@@ -1,0 +1,159 @@
+"""POST /transactions/batch (API.md): up to 1,000 sales, each on its own. A bad item fails alone and
+records nothing; a good one is recorded and answered as a single POST would have been."""
+
+import sqlalchemy as sa
+
+from loyalty.extensions import db
+from loyalty.sales.models import Transaction
+
+UNKNOWN_MEMBER_NO = "1000000018"
+
+
+def sale(external_id: str, amount: int, member: str | None = None, **fields) -> dict:
+    body = {"external_id": external_id, "occurred_at": "2026-11-22T10:00:00+08:00", "currency": "CNY",
+            "amount": amount, **fields}
+    if member:
+        body["member"] = member
+    return body
+
+
+def sale_ids(app) -> list[str]:
+    with app.app_context():
+        return sorted(db.session.scalars(sa.select(Transaction.external_id).where(Transaction.kind == "sale")))
+
+
+def slug(item: dict) -> str:
+    return item["error"]["type"].rsplit("/", 1)[-1]
+
+
+def test_each_item_stands_on_its_own(pos, factory, app):
+    member_no = factory.member()
+    earlier = pos.post("/transactions", json=sale("S-old", 12800, member_no)).get_json()
+    items = [
+        sale("S-b1", 10000, member_no),                          # 0 good
+        sale("S-b2", 5000),                                      # 1 good, anonymous
+        sale("S-b3", 100.5, member_no),                          # 2 invalid: float money
+        sale("S-b4", 10000, UNKNOWN_MEMBER_NO),                  # 3 unknown member
+        sale("S-old", 12800, member_no),                         # 4 replay of an earlier POST
+        sale("S-b1", 10000, member_no),                          # 5 twin of item 0
+        sale("S-b2", 6000),                                      # 6 item 1's id with another body
+        sale("S-old", 1, member_no),                             # 7 the earlier POST's id with another body
+        sale("S-b5", 10000, member_no, points_redeemed=10000),   # 8 insufficient points
+        {"occurred_at": "2026-11-22T10:00:00+08:00", "currency": "CNY", "amount": 1},  # 9 no external_id
+        sale("S-b6", 10000, member_no, currency="USD"),          # 10 currency mismatch
+    ]
+
+    response = pos.post("/transactions/batch", json={"sales": items})
+
+    assert response.status_code == 200, response.get_json()
+    results = response.get_json()["results"]
+    assert [(r["external_id"], r["status"]) for r in results] == [
+        ("S-b1", 201), ("S-b2", 201), ("S-b3", 422), ("S-b4", 422), ("S-old", 201), ("S-b1", 201),
+        ("S-b2", 409), ("S-old", 409), ("S-b5", 422), (None, 422), ("S-b6", 422),
+    ]
+    assert [slug(results[i]) for i in (2, 3, 6, 7, 8, 9, 10)] == [
+        "validation-error", "unknown-member", "idempotency-conflict", "idempotency-conflict",
+        "insufficient-points", "validation-error", "currency-mismatch",
+    ]
+    assert "amount" in results[2]["error"]["errors"]
+    assert "external_id" in results[9]["error"]["errors"]
+    assert all("transaction" not in r for r in results if r["status"] >= 400)
+    assert all("error" not in r for r in results if r["status"] < 400)
+    assert results[0]["transaction"]["points_earned"] == 100
+    assert results[0]["transaction"]["member"]["points"]["balance"] == 228
+    assert results[1]["transaction"]["member"] is None
+    assert results[4]["transaction"] == earlier
+    assert results[5]["transaction"] == results[0]["transaction"]
+    assert [r.get("replayed") for r in results[:2]] == [False, False]
+    assert results[4]["replayed"] is True and results[5]["replayed"] is True
+    # The good ones are recorded, the bad ones are not.
+    assert sale_ids(app) == ["S-b1", "S-b2", "S-old"]
+    assert pos.get("/transactions/S-b2").get_json()["amount"] == 5000
+    assert pos.get(f"/members/{member_no}").get_json()["points"]["balance"] == 228
+
+
+def test_a_batch_posted_again_replays_the_good_items_and_changes_nothing(pos, factory, app):
+    member_no = factory.member()
+    items = [sale("S-1", 10000, member_no), sale("S-2", 12800, UNKNOWN_MEMBER_NO), sale("S-3", 5000, member_no)]
+    first = pos.post("/transactions/batch", json={"sales": items}).get_json()["results"]
+
+    again = pos.post("/transactions/batch", json={"sales": items}).get_json()["results"]
+
+    assert [r["status"] for r in again] == [201, 422, 201]
+    assert [r["replayed"] for r in again] == [True, False, True]
+    assert again[0]["transaction"] == first[0]["transaction"]
+    assert again[2]["transaction"] == first[2]["transaction"]
+    assert sale_ids(app) == ["S-1", "S-3"]
+    assert pos.get(f"/members/{member_no}").get_json()["points"]["balance"] == 150
+
+
+def test_a_sale_from_a_batch_is_replayed_by_a_single_post(pos, factory):
+    member_no = factory.member()
+    body = sale("S-1", 10000, member_no)
+    from_batch = pos.post("/transactions/batch", json={"sales": [body]}).get_json()["results"][0]["transaction"]
+
+    single = pos.post("/transactions", json=body)
+
+    assert single.status_code == 201
+    assert single.headers["Idempotent-Replayed"] == "true"
+    assert single.get_json() == from_batch
+
+
+def test_sales_of_one_member_in_a_batch_see_each_other(pos, factory):
+    member_no = factory.member()
+    items = [sale("S-1", 10000, member_no), sale("S-2", 20000, member_no),
+             sale("S-3", 0, member_no, points_redeemed=250)]
+
+    results = pos.post("/transactions/batch", json={"sales": items}).get_json()["results"]
+
+    assert [r["status"] for r in results] == [201, 201, 201]
+    assert [r["transaction"]["member"]["points"]["balance"] for r in results] == [100, 300, 50]
+
+
+def test_a_twin_of_a_failed_item_fails_with_the_same_problem(pos, factory, app):
+    member_no = factory.member()
+    bad = sale("S-1", 10000, member_no, points_redeemed=5)
+
+    results = pos.post("/transactions/batch", json={"sales": [bad, bad]}).get_json()["results"]
+
+    assert [r["status"] for r in results] == [422, 422]
+    assert [slug(r) for r in results] == ["insufficient-points", "insufficient-points"]
+    assert sale_ids(app) == []
+
+
+def test_batch_size_is_limited_to_1000(pos, app):
+    too_many = [sale(f"S-{n}", 100) for n in range(1001)]
+
+    response = pos.post("/transactions/batch", json={"sales": too_many})
+
+    assert response.status_code == 422
+    assert response.get_json()["type"].endswith("/validation-error")
+    assert "sales" in response.get_json()["errors"]
+    empty = pos.post("/transactions/batch", json={"sales": []})
+    assert empty.status_code == 422 and "sales" in empty.get_json()["errors"]
+    assert sale_ids(app) == []
+
+
+def test_a_full_batch_of_1000_is_accepted(pos, factory, app):
+    member_no = factory.member()
+    items = [sale(f"S-{n:04d}", 100, member_no if n % 2 else None) for n in range(1000)]
+
+    results = pos.post("/transactions/batch", json={"sales": items}).get_json()["results"]
+
+    assert len(results) == 1000
+    assert {r["status"] for r in results} == {201}
+    assert pos.get(f"/members/{member_no}").get_json()["points"]["balance"] == 500
+    assert len(sale_ids(app)) == 1000
+
+
+def test_each_retry_in_a_batch_is_compared_with_the_request_first_answered(pos, factory, app):
+    member_no = factory.member()
+    original = sale("S-1", 12800, member_no)
+    first = pos.post("/transactions", json=original).get_json()
+
+    results = pos.post("/transactions/batch", json={"sales": [{**original, "amount": 1}, original]}).get_json()["results"]
+
+    assert [r["status"] for r in results] == [409, 201]
+    assert slug(results[0]) == "idempotency-conflict"
+    assert results[1]["replayed"] is True and results[1]["transaction"] == first
+    assert sale_ids(app) == ["S-1"]
