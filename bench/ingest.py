@@ -32,6 +32,7 @@ import os
 import platform
 import random
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -131,7 +132,10 @@ def prepare_database(database_url: str, members: int, history: int = 0) -> tuple
     from loyalty import create_app
     from loyalty.auth.models import Store
     from loyalty.extensions import db
-    from loyalty.members.services import enrol_member
+    from loyalty.members import cards
+    from loyalty.members.models import Member
+    from loyalty.members.numbers import random_member_no
+    from loyalty.points.models import TierChange
     from loyalty.points.program import load_program
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": SECRET_KEY,
@@ -141,18 +145,26 @@ def prepare_database(database_url: str, members: int, history: int = 0) -> tuple
         db.session.add(Store(code="S001", name="Bench store"))
         db.session.commit()
     key = run_cli(["api-key", "create", "--name", "bench", "--store", "S001"], env).strip().splitlines()[-1]
-    numbers = []
     with app.app_context():
         program = load_program(db.session)
         store = db.session.scalar(sa.select(Store).where(Store.code == "S001"))
         now = datetime.now(UTC)
-        for n in range(members):
-            member = enrol_member(db.session, program, name=f"Bench Member {n}", email=f"bench{n}@example.com",
-                                  home_store=store, now=now)
-            numbers.append(member.member_no)
-            if n % 1000 == 999:
-                db.session.commit()
-        db.session.commit()
+        # The rows loyalty.members.services.enrol_member writes (member in the entry tier + its
+        # enrolment TierChange), in bulk: its per-member duplicate checks would take minutes here.
+        taken: set[str] = set()
+        while len(taken) < members:
+            taken.add(random_member_no())
+        numbers = sorted(taken, key=lambda _: random.random())
+        for start in range(0, members, 2000):
+            chunk = [Member(member_no=number, name=f"Bench Member {start + i}", email=f"bench{start + i}@example.com",
+                            home_store_id=store.id, status="active", enrolled_at=now, tier=program.entry_tier,
+                            tier_since=now, points_balance=0, card_secret=cards.new_card_secret())
+                     for i, number in enumerate(numbers[start:start + 2000])]
+            db.session.add_all(chunk)
+            db.session.flush()
+            db.session.add_all([TierChange(member_id=member.id, to_tier_id=program.entry_tier.id,
+                                           reason="enrolment", created_at=now) for member in chunk])
+            db.session.commit()
         if history:
             post_history(db.session, numbers, history)
         db.session.remove()
@@ -211,10 +223,12 @@ class Gunicorn:
                 if self.process.poll() is not None:
                     break
                 time.sleep(0.1)
-        self.stop()
+        self.stop(keep_log=True)
         raise RuntimeError(f"gunicorn {spec} did not start; log: {self.log.name}")
 
-    def stop(self):
+    def stop(self, keep_log: bool = False):
+        if not keep_log:
+            Path(self.log.name).unlink(missing_ok=True)
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -442,10 +456,12 @@ class Sales:
 
 
 def run_phase(name, port, connections, duration, max_requests, make_request, check, gunicorn_pid, postmaster_pid,
-              items_per_request: int = 1, warmup: float = 2.0) -> dict:
+              items_per_request: int = 1, warmup: float = 2.0, before_measure=None) -> dict:
     quiet = wait_for_quiet()
     if warmup:
         asyncio.run(drive(port, connections, warmup, 10**6, make_request, check))
+    if before_measure is not None:
+        before_measure()
     with CpuMeter(gunicorn_pid, postmaster_pid) as cpu:
         raw = asyncio.run(drive(port, connections, duration, max_requests, make_request, check))
     ok_requests = sum(n for status, n in raw["statuses"].items()) - raw["failures"]
@@ -475,6 +491,56 @@ def add_cpu_per_item(result: dict, items: int) -> None:
         if per["gunicorn"] + per["postgres"] else None
 
 
+class PySpy:
+    """Optional (--py-spy): sample every gunicorn worker during a phase with py-spy (pip install py-spy),
+    keep the collapsed stacks, and summarise the functions seen on CPU (idle stacks excluded)."""
+
+    def __init__(self, pid: int, seconds: float, output: Path):
+        self.output = output
+        output.parent.mkdir(parents=True, exist_ok=True)
+        executable = shutil.which("py-spy") or str(VENV_BIN / "py-spy")
+        self.process = subprocess.Popen([executable, "record", "--pid", str(pid), "--subprocesses", "--nonblocking",
+                                         "--rate", "100", "--duration", str(int(seconds)), "--format", "raw",
+                                         "--output", str(output)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def summary(self, top: int = 25) -> dict:
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.terminate()
+            self.process.wait()
+        if not self.output.exists():
+            return {"error": self.process.stderr.read().decode(errors="replace")[-500:]}
+        inclusive: dict[str, int] = {}
+        leaf: dict[str, int] = {}
+        total = 0
+        for line in self.output.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            if not count.isdigit():
+                continue
+            frames = [self._short(frame) for frame in stack.split(";")[1:]]  # first frame: the process
+            total += int(count)
+            for frame in set(frames):
+                if "[app]" in frame:
+                    inclusive[frame] = inclusive.get(frame, 0) + int(count)
+            if frames:
+                leaf[frames[-1]] = leaf.get(frames[-1], 0) + int(count)
+        def ranked(table):
+            return [(round(100 * n / total, 1), frame) for frame, n in sorted(table.items(), key=lambda kv: -kv[1])[:top]]
+        return {"samples": total, "file": str(self.output), "app_inclusive_pct": ranked(inclusive),
+                "self_pct": ranked(leaf)}
+
+    @staticmethod
+    def _short(frame: str) -> str:
+        """`func (/long/path/pkg/mod.py:12)` -> `func (pkg/mod.py:12)`, `[app]` for this project's code."""
+        name, _, where = frame.partition(" (")
+        if not where:
+            return frame
+        where = where.rstrip(")")
+        app = where.startswith("loyalty/") or f"{REPO}/loyalty/" in where  # py-spy shortens sys.path entries
+        return f"{name} ({'/'.join(where.split('/')[-2:])})" + (" [app]" if app else "")
+
+
 def single_phases(args, server: Gunicorn, key: str, sales: Sales, pg: dict) -> list[dict]:
     port, results = server.port, []
     unknown = "1000000000"  # valid length, fails the Damm check digit; so no member, ever: 404 after auth
@@ -487,9 +553,27 @@ def single_phases(args, server: Gunicorn, key: str, sales: Sales, pg: dict) -> l
         body = json.dumps(sales.body("S"), separators=(",", ":")).encode()
         return http_request("POST", "/api/v1/transactions", key, port, body)
 
+    spy = None
+
+    def start_spy():
+        nonlocal spy
+        if args.py_spy:
+            spy = PySpy(server.process.pid, max(1, args.duration - 1),
+                        REPO / "bench" / "results" / f"pyspy-sale-{server.spec.replace(':', '-')}-{sales.run_id}.txt")
+
     results.append(run_phase(
         "sale: POST /transactions", port, args.connections, args.duration, args.max_requests,
-        sale_request, lambda status, body: status == 201, server.process.pid, pg["pid"]))
+        sale_request, lambda status, body: status == 201, server.process.pid, pg["pid"], before_measure=start_spy))
+    if spy is not None:
+        results[-1]["py_spy"] = summary = spy.summary()
+        print(f"  py-spy of the gunicorn workers during the sale phase: {summary.get('samples')} samples, "
+              f"{summary.get('file', summary.get('error'))}")
+        print("    the app's functions, % of samples with them on the stack:")
+        for pct, frame in summary.get("app_inclusive_pct", []):
+            print(f"    {pct:5.1f}%  {frame}")
+        print("    innermost frames (where the samples were), %:")
+        for pct, frame in summary.get("self_pct", []):
+            print(f"    {pct:5.1f}%  {frame}")
     return results
 
 
@@ -610,6 +694,8 @@ def code_version() -> str:
 
 
 def main() -> int:
+    # A plain `kill` must still stop gunicorn and remove the cluster (the `finally` blocks).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--server", action="append", default=None, metavar="KIND:WORKERS[xTHREADS]",
@@ -628,6 +714,8 @@ def main() -> int:
     parser.add_argument("--batch-max-calls", type=int, default=200)
     parser.add_argument("--durable", action="store_true", help="PostgreSQL with fsync/synchronous_commit on")
     parser.add_argument("--no-batch", action="store_true")
+    parser.add_argument("--py-spy", action="store_true",
+                        help="sample the gunicorn workers with py-spy during the sale phase (needs py-spy)")
     parser.add_argument("--wait-quiet", type=float, default=120, metavar="SECONDS",
                         help="before each phase wait at most this long for other load on the machine to drop")
     parser.add_argument("--quiet-threshold", type=float, default=0.3, metavar="CORES")
@@ -689,9 +777,10 @@ def main() -> int:
                 results.extend(phase_results)
                 summary.append(ratio)
                 if any(r.get("failed_requests") for r in phase_results):
-                    print("  gunicorn log tail:\n" + server.log_tail(), flush=True)
+                    server.failed = True
+                    print(f"  gunicorn log ({server.log.name}) tail:\n" + server.log_tail(), flush=True)
             finally:
-                server.stop()
+                server.stop(keep_log=getattr(server, "failed", False))
         counts = {}
         for round_no in range(len(servers)):
             with __import__("psycopg").connect(db_dsn(pg, f"bench_{round_no}")) as conn:

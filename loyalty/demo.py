@@ -4,8 +4,8 @@ POS API uses, so the ledger, lots and tiers are exactly what real traffic would 
 
 It loads only into a fresh database and refuses otherwise, rather than doubling the data. Like any
 CLI command it owns its unit of work; it commits every batch, which keeps memory flat. Every choice
-comes from `random.Random(seed)`, so a seed gives the same people, baskets, redemptions and refunds
-each time; only what the services draw from `secrets` (member numbers, card secrets, keys) differs.
+comes from `random.Random(seed)`, so a seed and a day give the same people, baskets, redemptions and
+refunds; only what the services draw from `secrets` (member numbers, card secrets, keys) differs.
 """
 
 import heapq
@@ -126,7 +126,7 @@ MOBILE_PREFIXES = ["130", "131", "132", "135", "136", "137", "138", "139", "150"
 
 
 class DemoRefused(click.ClickException):
-    """Raised instead of loading into a database that already holds data (shown as a CLI error)."""
+    """The database is not a fresh one the demo can load into (click shows it as an error, exit 1)."""
 
 
 @dataclass
@@ -167,8 +167,7 @@ class Plan:
 def load_demo(session: Session, *, members: int = 2000, days: int = 365, seed: int = 7) -> list[str]:
     """Load the demo and return a summary for the person at the terminal."""
     started = time.monotonic()
-    _refuse_unless_fresh(session)
-    program = load_program(session)
+    program = _fresh_program(session)
     now = utcnow()
     plan = plan_demo(now, members=members, days=days, seed=seed)
     stores, clients, keys = _create_stores_and_clients(session)
@@ -179,9 +178,10 @@ def load_demo(session: Session, *, members: int = 2000, days: int = 365, seed: i
     return _summary(session, plan, keys["S001"], time.monotonic() - started, seed)
 
 
-def _refuse_unless_fresh(session: Session) -> None:
+def _fresh_program(session: Session) -> Program:
+    """The program of a migrated database that holds nothing else yet; DemoRefused for any other."""
     try:
-        load_program(session)
+        program = load_program(session)
     except RuntimeError as error:
         raise DemoRefused(str(error)) from error
     except (sa.exc.OperationalError, sa.exc.ProgrammingError) as error:
@@ -194,6 +194,7 @@ def _refuse_unless_fresh(session: Session) -> None:
         found = ", ".join(f"{count} {name}" for name, count in held.items() if count)
         raise DemoRefused(f"the database already holds data ({found}); the demo loads only into a fresh "
                           "database: point LOYALTY_SQLALCHEMY_DATABASE_URI at a new one and run `loyalty db upgrade`")
+    return program
 
 
 # --- the plan: who the members are and what they buy, decided without touching the database ---------
@@ -603,7 +604,7 @@ def _summary(session: Session, plan: Plan, pos_key: str, seconds: float, seed: i
         f"points: {points.get('earn', 0)} issued, {-points.get('redeem', 0)} redeemed, "
         f"{-points.get('reverse', 0)} reversed, {points.get('restore', 0)} restored; members hold {held}",
         f"POS API key for S001: {pos_key}",
-        f"try: curl -H 'Authorization: Bearer {pos_key}' http://127.0.0.1:5000/api/v1/members/{busiest}",
+        f"try: curl -H 'Authorization: Bearer {pos_key}' http://127.0.0.1:5000/api/v1/members/{busiest or 'MEMBER_NO'}",
     ]
 
 

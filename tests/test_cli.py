@@ -165,13 +165,10 @@ def test_ledger_verify_reports_lots_that_do_not_add_up(runner, session, some_act
     assert "lots hold" in result.output
 
 
-@pytest.mark.parametrize("statement", [
-    "UPDATE points_entries SET points = points + 1",
-    "DELETE FROM points_entries",
-])
-def test_the_ledger_table_refuses_rewrites(session, some_activity, statement):
-    with pytest.raises(sa.exc.DBAPIError, match="append-only"):
-        session.execute(sa.text(statement))
-    session.rollback()
+def test_the_ledger_table_refuses_rewrites(session, some_activity):
+    for statement in ("UPDATE points_entries SET points = points + 1", "DELETE FROM points_entries"):
+        with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+            session.execute(sa.text(statement))
+        session.rollback()
 
     assert session.scalar(sa.text("SELECT SUM(points) FROM points_entries")) == 128 + 500 - 200 + 10 - 200

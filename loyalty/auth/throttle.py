@@ -8,7 +8,6 @@ processes share them.
 """
 
 import hashlib
-import math
 import time
 
 from flask import current_app, g, request
@@ -87,7 +86,7 @@ def retry_after_seconds(error) -> int:
     """Seconds until the breached limit lets attempts through again (for Retry-After and the message)."""
     current = limiter.current_limit
     if current is not None and current.breached:
-        return max(1, math.ceil(current.reset_at - time.time()))
+        return max(1, round(current.reset_at - time.time()))
     try:
         return max(1, int(error.limit.limit.get_expiry()))
     except AttributeError:
@@ -95,5 +94,6 @@ def retry_after_seconds(error) -> int:
 
 
 def wait_message(seconds: int) -> str:
-    minutes = max(1, math.ceil(seconds / 60))
+    # To the nearest minute: the store's clock rounds up a second now and then.
+    minutes = max(1, (seconds + 30) // 60)
     return ngettext("You can try again in %(num)d minute.", "You can try again in %(num)d minutes.", minutes)

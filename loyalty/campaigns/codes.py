@@ -1,4 +1,4 @@
-"""Coupon codes: random, read aloud in groups (`C7K2-9QXD-PM4N`), and typo-proof.
+"""Coupon codes: random, read aloud in groups (`C7K2-9QXD-PM4F`), and typo-proof.
 
 A generated code is 11 random characters and one check character from a 31-character alphabet
 without the look-alikes 0/O, 1/I/L. 31 is prime, so the alphabet is the field GF(31) and the check is

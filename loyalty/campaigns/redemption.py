@@ -131,7 +131,8 @@ def plan_coupons(session: Session, raw_codes: Sequence[str], member: Member | No
         return plan
     normalized = [codes.normalize(raw) for raw in raw_codes]
     found = find_coupons(session, normalized)
-    member_uses = _member_uses(session, member, {coupon.offer_id for coupon in found.values()})
+    limited = {coupon.offer_id for coupon in found.values() if coupon.offer.per_member_limit is not None}
+    member_uses = _member_uses(session, member, limited)
     seen: set[str] = set()
     for position, code in enumerate(normalized):
         if code in seen:

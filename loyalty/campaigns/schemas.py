@@ -5,7 +5,7 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from loyalty.campaigns import codes
-from loyalty.campaigns.models import MONEY_KINDS, OFFER_KINDS
+from loyalty.campaigns.models import COUPON_STATUSES, MONEY_KINDS, OFFER_KINDS
 from loyalty.pos_api.schemas import MAX_MONEY, MAX_POINTS, StrictSchema, UTCDateTime, money
 
 VALUE_RANGES = {
@@ -72,29 +72,42 @@ class OfferCreateSchema(StrictSchema):
             raise ma.ValidationError(errors)
 
 
+def _out(getter, openapi_type: str, *, nullable: bool = False, **openapi):
+    """A read-only field computed by `getter`, typed in the OpenAPI document."""
+    return fields.Function(getter, metadata={"type": openapi_type, **({"nullable": True} if nullable else {}),
+                                             **openapi})
+
+
+def _offer(name: str, openapi_type: str, **openapi):
+    return _out(lambda report: getattr(report.offer, name), openapi_type, **openapi)
+
+
+_STRINGS = {"items": {"type": "string"}}
+
+
 class OfferSchema(ma.Schema):
     """Dumped from a campaigns.services.OfferReport."""
 
-    id = fields.Function(lambda report: report.offer.id)
-    name = fields.Function(lambda report: report.offer.name)
-    kind = fields.Function(lambda report: report.offer.kind)
-    value = fields.Function(lambda report: report.offer.value)
-    min_spend = fields.Function(lambda report: report.offer.min_spend)
-    max_discount = fields.Function(lambda report: report.offer.max_discount)
-    skus = fields.Function(lambda report: list(report.offer.skus or []))
-    categories = fields.Function(lambda report: list(report.offer.categories or []))
-    valid_from = fields.Function(lambda report: _utc(report.offer.valid_from))
-    valid_until = fields.Function(lambda report: _utc(report.offer.valid_until))
-    valid_days = fields.Function(lambda report: report.offer.valid_days)
-    tiers = fields.Function(lambda report: list(report.offer.tiers or []))
-    per_member_limit = fields.Function(lambda report: report.offer.per_member_limit)
-    budget_count = fields.Function(lambda report: report.offer.budget_count)
-    budget_amount = fields.Function(lambda report: report.offer.budget_amount)
-    stackable = fields.Function(lambda report: report.offer.stackable)
+    id = _offer("id", "integer")
+    name = _offer("name", "string")
+    kind = _offer("kind", "string", enum=list(OFFER_KINDS))
+    value = _offer("value", "integer")
+    min_spend = _offer("min_spend", "integer")
+    max_discount = _offer("max_discount", "integer", nullable=True)
+    skus = _out(lambda report: list(report.offer.skus or []), "array", **_STRINGS)
+    categories = _out(lambda report: list(report.offer.categories or []), "array", **_STRINGS)
+    valid_from = _out(lambda report: _utc(report.offer.valid_from), "string", format="date-time", nullable=True)
+    valid_until = _out(lambda report: _utc(report.offer.valid_until), "string", format="date-time", nullable=True)
+    valid_days = _offer("valid_days", "integer", nullable=True)
+    tiers = _out(lambda report: list(report.offer.tiers or []), "array", **_STRINGS)
+    per_member_limit = _offer("per_member_limit", "integer", nullable=True)
+    budget_count = _offer("budget_count", "integer", nullable=True)
+    budget_amount = _offer("budget_amount", "integer", nullable=True)
+    stackable = _offer("stackable", "boolean")
     issued_count = fields.Integer(metadata={"description": "coupons and codes issued"})
     redeemed_count = fields.Integer(metadata={"description": "redemptions, net of fully refunded sales"})
     discount_given = fields.Integer(metadata={"description": "discount money given, minor units"})
-    created_at = fields.Function(lambda report: _utc(report.offer.created_at))
+    created_at = _out(lambda report: _utc(report.offer.created_at), "string", format="date-time")
 
 
 class CouponIssueSchema(StrictSchema):
@@ -114,12 +127,13 @@ class CouponIssueSchema(StrictSchema):
 class CouponSchema(ma.Schema):
     """The coupon object, dumped from a Coupon."""
 
-    code = fields.Function(lambda coupon: codes.display(coupon.code))
+    code = _out(lambda coupon: codes.display(coupon.code), "string", example="C7K2-9QXD-PM4F")
     offer_id = fields.Integer()
-    kind = fields.Function(lambda coupon: coupon.offer.kind)
-    status = fields.String()
-    member_no = fields.Function(lambda coupon: coupon.member.member_no if coupon.member_id else None)
-    expires_at = UTCDateTime()
+    kind = _out(lambda coupon: coupon.offer.kind, "string", enum=list(OFFER_KINDS))
+    status = fields.String(metadata={"enum": list(COUPON_STATUSES)})
+    member_no = _out(lambda coupon: coupon.member.member_no if coupon.member_id else None, "string", nullable=True,
+                     description="the member of a personal coupon; null for a generic or unassigned code")
+    expires_at = UTCDateTime(allow_none=True)
     uses_left = fields.Integer()
 
 

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, contains_eager
+from sqlalchemy.orm import Session, contains_eager, joinedload
 
 from loyalty.auth.models import ApiClient, AuditEvent, StaffUser
 from loyalty.campaigns import codes
-from loyalty.campaigns.models import Coupon, Offer, OfferMemberUse
-from loyalty.campaigns.redemption import coupon_has_ended, invalid
+from loyalty.campaigns.models import Coupon, CouponRedemption, Offer, OfferMemberUse
+from loyalty.campaigns.redemption import invalid
 from loyalty.errors import NotFound, ValidationFailed
 from loyalty.members.models import Member
 from loyalty.points.models import Tier
@@ -113,6 +113,18 @@ def get_offer(session: Session, offer_id: int) -> Offer:
 def offer_report(session: Session, offer: Offer) -> OfferReport:
     issued = session.scalar(sa.select(sa.func.count()).select_from(Coupon).where(Coupon.offer_id == offer.id))
     return OfferReport(offer=offer, issued_count=issued or 0)
+
+
+def offer_redemptions(session: Session, offer: Offer, *, limit: int = 50,
+                      before_id: int | None = None) -> list[CouponRedemption]:
+    """The offer's redemptions, newest first, each with its sale (`.transaction`) and coupon: what the
+    marketing console shows as redemptions and cost. Reversed ones (`reversed_at`) were fully refunded."""
+    query = (sa.select(CouponRedemption).where(CouponRedemption.offer_id == offer.id)
+             .options(joinedload(CouponRedemption.transaction), joinedload(CouponRedemption.coupon))
+             .order_by(CouponRedemption.id.desc()).limit(limit))
+    if before_id is not None:
+        query = query.where(CouponRedemption.id < before_id)
+    return list(session.scalars(query))
 
 
 def list_offers(session: Session, *, limit: int = 50, after_id: int | None = None) -> list[Offer]:
@@ -267,10 +279,6 @@ def expire_coupons(session: Session, now: datetime, *, batch_size: int = EXPIRY_
     return session.execute(
         sa.update(coupons).where(coupons.c.id.in_(due), coupons.c.status == "issued").values(status="expired")
     ).rowcount or 0
-
-
-def coupon_is_usable(coupon: Coupon, now: datetime) -> bool:
-    return coupon.status == "issued" and coupon.uses_left > 0 and not coupon_has_ended(coupon, coupon.offer, now)
 
 
 # --- helpers -------------------------------------------------------------------------------------

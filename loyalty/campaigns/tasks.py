@@ -25,8 +25,8 @@ def issue_batch(batch_id: int) -> int:
 
 
 def enqueue_batch(batch_id: int):
-    """Start a committed batch on a worker (inline without Redis). The job id makes a second start of
-    the same batch a no-op while the first is queued."""
+    """Start a committed batch on a worker (inline without Redis). Starting it twice is harmless:
+    chunks are taken under a lock on the batch row, each run carrying on from the committed progress."""
     return enqueue(issue_batch, batch_id, queue="default", job_id=f"coupon-batch-{batch_id}", timeout=3600)
 
 

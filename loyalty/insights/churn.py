@@ -67,8 +67,10 @@ _COPY_ROW = np.dtype([("fields", ">i2"), ("member_len", ">i4"), ("member_id", ">
 
 
 def _copy_event_log(session: Session, query: sa.Select) -> EventLog:
-    typed = sa.select(sa.cast(query.c.member_id, sa.BigInteger), sa.cast(query.c.day, sa.Integer),
-                      sa.cast(query.c.amount, sa.BigInteger)).select_from(query.subquery())
+    rows = query.subquery("purchases")
+    # Casts pin the wire types the fixed-width parse below expects (int8, int4, int8).
+    typed = sa.select(sa.cast(rows.c.member_id, sa.BigInteger), sa.cast(rows.c.day, sa.Integer),
+                      sa.cast(rows.c.amount, sa.BigInteger))
     sql = str(typed.compile(session.get_bind(), compile_kwargs={"literal_binds": True}))
     raw = session.connection().connection.driver_connection
     buffer = bytearray()

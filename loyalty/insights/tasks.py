@@ -13,13 +13,15 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
 
 from loyalty.clock import utcnow
 from loyalty.extensions import db
 from loyalty.insights import churn, crosssell, rfm
 from loyalty.insights.models import JobRun
 from loyalty.insights.services import InsightsSettings
-from loyalty.jobs import enqueue, task
+from loyalty.jobs import enqueue, redis_connection, task
 
 QUEUE = "scoring"
 TIMEOUT_SECONDS = 3600
@@ -109,6 +111,14 @@ def rescore_all() -> dict:
 
 
 def request_rescore():
-    """Queue `rescore_all` (or run it right here when no Redis is configured). One id for every
-    request, so impatient clicks while it waits in the queue do not pile up runs."""
+    """Queue `rescore_all` (or run it right here when no Redis is configured). While one is queued or
+    running, asking again returns that one: impatient clicks do not pile up runs."""
+    if current_app.config["REDIS_URL"]:
+        try:
+            pending = Job.fetch(RESCORE_JOB_ID, connection=redis_connection())
+        except NoSuchJobError:
+            pending = None
+        if pending is not None and pending.get_status(refresh=False) in (
+                JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED):
+            return pending
     return enqueue(rescore_all, queue=QUEUE, job_id=RESCORE_JOB_ID, timeout=3 * TIMEOUT_SECONDS)

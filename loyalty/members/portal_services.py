@@ -15,7 +15,7 @@ from loyalty.auth import services as auth_services
 from loyalty.auth.services import verify_password_or_waste_time
 from loyalty.clock import utcnow
 from loyalty.errors import DuplicateMember, NotFound, ValidationFailed
-from loyalty.members.models import Member
+from loyalty.members.models import ConsentEvent, Member
 from loyalty.members.services import enrol_member, normalize_phone
 from loyalty.points.models import PointsEntry, Tier
 from loyalty.points.program import Program
@@ -119,6 +119,12 @@ def update_profile(session: Session, member: Member, *, name: str, email: str, p
         raise DuplicateMember("a member with this phone number already exists")
     member.name, member.email, member.phone, member.birthday = name.strip(), email, phone, birthday
     session.flush()
+
+
+def consent_history(session: Session, member: Member, limit: int = 20) -> list[ConsentEvent]:
+    """The member's latest consent changes, newest first."""
+    return list(session.scalars(sa.select(ConsentEvent).where(ConsentEvent.member_id == member.id)
+                                .order_by(ConsentEvent.id.desc()).limit(limit)))
 
 
 # --- what the dashboard and history show ------------------------------------------------------

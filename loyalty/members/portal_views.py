@@ -11,7 +11,6 @@ from flask import (Blueprint, Response, abort, current_app, flash, jsonify, redi
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_user, logout_user
-import sqlalchemy as sa
 
 from loyalty.auth import throttle
 from loyalty.auth.access import MemberIdentity, current_member, member_required
@@ -26,7 +25,6 @@ from loyalty.members import gdpr
 from loyalty.members import portal_services as services
 from loyalty.members.portal_forms import (ConsentsForm, EraseForm, ForgotPasswordForm, PasswordForm, ProfileForm,
                                           ResetPasswordForm, SignupForm)
-from loyalty.members.models import ConsentEvent
 from loyalty.members.qr import qr_png, qr_svg
 from loyalty.members.services import current_card_token, erase_member, set_consents
 from loyalty.points.ledger import load_wallet
@@ -239,12 +237,10 @@ def change_password():
 
 def _profile_page(profile_form=None, password_form=None):
     member = current_member()
-    consent_events = db.session.scalars(sa.select(ConsentEvent).where(ConsentEvent.member_id == member.id)
-                                        .order_by(ConsentEvent.id.desc()).limit(20)).all()
     return render_template("portal/profile.html", member=member,
                            profile_form=profile_form or ProfileForm(obj=member),
                            consents_form=ConsentsForm(obj=member), password_form=password_form or PasswordForm(),
-                           consent_events=consent_events)
+                           consent_events=services.consent_history(db.session, member))
 
 
 @portal.route("/password/forgot", methods=["GET", "POST"])

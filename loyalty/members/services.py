@@ -34,6 +34,9 @@ def enrol_member(session: Session, program: Program, *, name: str, now: datetime
                  consent_channel: str = "enrolment") -> Member:
     """A new active member in the entry tier. Email or phone is required; each belongs to one member.
     Consents given at enrolment are recorded as ConsentEvents with `consent_channel` (portal, staff, api)."""
+    if not name.strip():
+        # Every channel comes through here; the API's schema alone lets a name of spaces through.
+        raise ValidationFailed("a name is required", errors={"name": ["Must not be blank."]})
     if not email and not phone:
         raise ValidationFailed("email or phone is required", errors={"email": ["Email or phone is required."]})
     email = email.strip().lower() if email else None

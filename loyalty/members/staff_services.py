@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session
 
 from loyalty.auth.models import ApiClient, AuditEvent, StaffUser, Store
 from loyalty.auth.services import store_by_code
+from loyalty.campaigns.models import Coupon
+from loyalty.campaigns.services import usable_coupons
 from loyalty.errors import DomainError, IdempotencyConflict, UnknownMember, ValidationFailed
 from loyalty.members.models import Member, StaffNote
 from loyalty.members.services import enrol_member, normalize_phone, resolve_member_code, set_consents
@@ -36,6 +38,7 @@ PHONE_LIKE = re.compile(r"^\+?\d{5,20}$")
 NOTE_MAX_CHARS = 2000
 RECENT_TRANSACTIONS = 10
 RECENT_NOTES = 20
+RECENT_COUPONS = 20
 EXPIRING_SOON_DAYS = 90
 
 
@@ -90,20 +93,27 @@ def console_store(session: Session, staff: StaffUser) -> Store:
 
 def console_client(session: Session, store: Store) -> ApiClient:
     """The store's internal API client that hand-recorded sales are posted under, created on first use.
-    Its key is random and thrown away, so nothing can authenticate as it over the API. The store row is
-    locked first so two tills' first sales cannot create two clients (and split idempotency)."""
-    name = CONSOLE_CLIENT_PREFIX + store.code
-    session.execute(sa.select(Store.id).where(Store.id == store.id).with_for_update())
-    client = session.scalar(
-        sa.select(ApiClient).where(ApiClient.name == name, ApiClient.store_id == store.id).order_by(ApiClient.id)
-    )
+    Its key is random and thrown away, so nothing can authenticate as it over the API."""
+    client = _find_console_client(session, store)
+    if client is not None:
+        return client
+    # First use: lock the store row so two tills cannot create two clients (and split idempotency).
+    # FOR NO KEY UPDATE, so the POS's sales in this store (whose foreign keys share-lock it) go on.
+    session.execute(sa.select(Store.id).where(Store.id == store.id).with_for_update(key_share=True))
+    client = _find_console_client(session, store)
     if client is None:
         unusable_key = secrets.token_urlsafe(32)
-        client = ApiClient(name=name, store=store, key_prefix="console", scopes="pos",
-                           key_sha256=hashlib.sha256(unusable_key.encode()).hexdigest())
+        client = ApiClient(name=CONSOLE_CLIENT_PREFIX + store.code, store=store, key_prefix="console",
+                           scopes="pos", key_sha256=hashlib.sha256(unusable_key.encode()).hexdigest())
         session.add(client)
         session.flush()
     return client
+
+
+def _find_console_client(session: Session, store: Store) -> ApiClient | None:
+    return session.scalar(sa.select(ApiClient).where(
+        ApiClient.name == CONSOLE_CLIENT_PREFIX + store.code, ApiClient.store_id == store.id,
+    ).order_by(ApiClient.id).limit(1))
 
 
 def new_console_external_id(store: Store) -> str:
@@ -232,11 +242,14 @@ class MemberOverview:
     expiring_soon: list[tuple[int, datetime]]
     transactions: list[Transaction]
     notes: list[StaffNote]
-    # None: the coupons package cannot answer yet (the page says so instead of showing "no coupons").
-    coupons: list | None
-    # None until insights scores members: shown as "—".
+    coupons: list[Coupon]
+    # The insights jobs' latest scores; None until the member is first scored (shown as "—").
     rfm_segment: str | None
-    churn_risk: str | None
+    rfm_code: str | None
+    churn_band: str | None
+    # Whole percent, rounded half up from the stored basis points.
+    churn_risk_percent: int | None
+    churn_explanation: str | None
 
 
 def member_overview(session: Session, program: Program, member: Member, now: datetime) -> MemberOverview:
@@ -251,8 +264,9 @@ def member_overview(session: Session, program: Program, member: Member, now: dat
             sa.select(StaffNote).where(StaffNote.member_id == member.id)
             .order_by(StaffNote.created_at.desc(), StaffNote.id.desc()).limit(RECENT_NOTES))),
         coupons=member_coupons(session, member, now),
-        rfm_segment=getattr(member, "rfm_segment", None),
-        churn_risk=getattr(member, "churn_risk", None),
+        rfm_segment=member.rfm_segment, rfm_code=member.rfm_code, churn_band=member.churn_band,
+        churn_risk_percent=None if member.churn_risk_bp is None else (member.churn_risk_bp + 50) // 100,
+        churn_explanation=member.churn_explanation,
     )
 
 
@@ -263,10 +277,7 @@ def recent_transactions(session: Session, member: Member, limit: int = RECENT_TR
         .order_by(Transaction.occurred_at.desc(), Transaction.id.desc()).limit(limit)))
 
 
-def member_coupons(session: Session, member: Member, now: datetime) -> list | None:
-    """The member's usable coupons, or None while loyalty.campaigns has no coupon query to ask."""
-    try:
-        from loyalty.campaigns.services import usable_coupons  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return list(usable_coupons(session, member, now))
+def member_coupons(session: Session, member: Member, now: datetime) -> list[Coupon]:
+    """The member's coupons usable now (the first page of what the POS API lists)."""
+    coupons, _next_cursor = usable_coupons(session, member, now, limit=RECENT_COUPONS)
+    return coupons

@@ -14,6 +14,7 @@ from markupsafe import Markup, escape
 from sqlalchemy.exc import IntegrityError
 
 from loyalty.auth.access import current_staff, staff_required
+from loyalty.campaigns import codes
 from loyalty.clock import utcnow
 from loyalty.errors import (
     CardTokenExpired,
@@ -29,6 +30,7 @@ from loyalty.members import staff_services as services
 from loyalty.members.models import Member
 from loyalty.members.services import current_card_token, get_member_by_no
 from loyalty.members.staff_forms import AdjustForm, EnrolForm, NoteForm, SaleForm, ScanForm
+from loyalty.points.ledger import load_wallet
 from loyalty.points.program import load_program
 from loyalty.points.services import adjust_points
 from loyalty.pos_api.schemas import mask_email, mask_phone
@@ -37,16 +39,16 @@ staff = Blueprint("staff", __name__, url_prefix="/staff")
 
 # Who works the till. Marketers have the marketing console; the member console is not theirs.
 COUNTER_ROLES = ("cashier", "admin")
-
-
 ROLE_LABELS = {"admin": _l("admin"), "marketer": _l("marketer"), "cashier": _l("cashier")}
+CHURN_BANDS = {"low": _l("low"), "medium": _l("medium"), "high": _l("high")}
 
 
 @staff.context_processor
 def console_helpers() -> dict:
     # The layout shows flashed messages under the console's bar, so base.html leaves them out.
-    return {"yuan": services.fen_to_yuan, "is_admin": _is_admin, "show_flashes": True,
-            "role_label": lambda role: ROLE_LABELS.get(role, role)}
+    return {"yuan": services.fen_to_yuan, "coupon_code": codes.display, "is_admin": _is_admin,
+            "role_label": lambda role: ROLE_LABELS.get(role, role),
+            "band_label": lambda band: CHURN_BANDS.get(band, band), "show_flashes": True}
 
 
 def _is_admin() -> bool:
@@ -242,13 +244,14 @@ def _record_sale(member: Member, form: SaleForm) -> services.HandSale:
             db.session.rollback()
             if attempt:
                 raise
-            member = db.session.get(Member, member.id)
     raise AssertionError("unreachable")
 
 
 def _sale_page(member: Member, form: SaleForm, error: str | None = None, status: int = 200):
-    overview = services.member_overview(db.session, load_program(db.session), member, utcnow())
-    return render_template("staff/sale.html", member=member, points=overview.points, form=form, error=error), status
+    settings = load_program(db.session).settings
+    points = load_wallet(db.session, member).summary(utcnow())
+    return render_template("staff/sale.html", member=member, points=points, settings=settings, form=form,
+                           error=error), status
 
 
 # --- enrol at the counter ------------------------------------------------------------------------

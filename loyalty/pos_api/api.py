@@ -44,6 +44,8 @@ blueprints = [members, transactions, coupons]
 # Two concurrent twins of one request: the loser's insert fails on the unique key after the winner
 # commits; the retry then finds the stored answer and replays it.
 IDEMPOTENT_ATTEMPTS = 3
+# An `Idempotency-Key` is stored with its endpoint prefixed, in a column of 300 characters.
+MAX_IDEMPOTENCY_KEY = 255
 
 for _blueprint in blueprints:
     _blueprint.before_request(authenticate_request)
@@ -75,6 +77,18 @@ def run_idempotent(key: str | None, request_sha256: str, work: Callable[[], tupl
             raise
 
 
+def header_idempotency_key(endpoint: str) -> str | None:
+    """The request's `Idempotency-Key` named for its endpoint, or None; too long a key is refused here
+    rather than by the database."""
+    header_key = request.headers.get("Idempotency-Key")
+    if not header_key:
+        return None
+    if len(header_key) > MAX_IDEMPOTENCY_KEY:
+        raise ValidationFailed("Idempotency-Key is too long",
+                               errors={"Idempotency-Key": [f"At most {MAX_IDEMPOTENCY_KEY} characters."]})
+    return f"{endpoint}:{header_key}"
+
+
 def member_snapshot(member) -> MemberSnapshot:
     return MemberSnapshot(member=member, tier=member.tier, points=load_wallet(db.session, member).summary(utcnow()))
 
@@ -94,8 +108,7 @@ def find_member(member_no: str):
 @members.alt_response(409, description="duplicate-member or idempotency-conflict")
 def enrol(data):
     """Enrol a member. An `Idempotency-Key` header makes retries safe."""
-    header_key = request.headers.get("Idempotency-Key")
-    key = f"POST /members:{header_key}" if header_key else None
+    key = header_idempotency_key("POST /members")
 
     def work():
         now = utcnow()

@@ -66,7 +66,9 @@ def _http_error(error: HTTPException):
     errors = data.get("messages") or data.get("errors")
     if isinstance(errors, dict) and set(errors) <= {"json", "query", "querystring", "headers", "view_args"}:
         errors = _errors_by_field(errors)
-    headers = {}
+    # Keep the headers the error itself carries (Allow on a 405, which RFC 9110 requires; WWW-Authenticate
+    # on a 401): only the body and its type are ours.
+    headers = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
     if status == 429:
         headers["Retry-After"] = str(_retry_after(error))
     detail = data.get("message") or error.description

@@ -70,7 +70,9 @@ class ConsentsSchema(StrictSchema):
 
 
 class MemberCreateSchema(StrictSchema):
-    name = fields.String(required=True, validate=validate.Length(1, 200))
+    # Not blank: the pattern also tells OpenAPI readers (and generated clients) what is accepted.
+    name = fields.String(required=True, validate=[validate.Length(1, 200),
+                                                  validate.Regexp(r"^\s*\S", error="Must not be blank.")])
     email = fields.Email(validate=validate.Length(max=320))
     phone = fields.String(validate=validate.Length(3, 32))
     birthday = fields.Date()
@@ -86,7 +88,10 @@ class MemberCreateSchema(StrictSchema):
 class TierSchema(ma.Schema):
     code = fields.String()
     name = fields.String()
-    multiplier = fields.Decimal(as_string=True, places=2)
+    # A decimal sent as a string ("1.25", API.md) so no client parses it as a float; apispec would
+    # document any Decimal as a number.
+    multiplier = fields.Decimal(as_string=True, places=2,
+                                metadata={"type": "string", "pattern": r"^\d+\.\d{2}$", "example": "1.25"})
 
 
 class ExpiringSchema(ma.Schema):

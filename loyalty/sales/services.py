@@ -137,6 +137,9 @@ def _earn(program: Program, wallet: Wallet, transaction: Transaction, qualifying
     transaction.qualifying_points = earning.base_points
     if earning.points or earning.base_points:
         available_at, expires_at = program.lot_dates(transaction.occurred_at)
+        # A till whose clock runs a few minutes fast must not hold back points the program makes
+        # available at once: the hold never starts later than the sale was posted.
+        available_at = min(available_at, program.lot_dates(now)[0])
         wallet.credit("earn", earning.points, occurred_at=transaction.occurred_at, available_at=available_at,
                       expires_at=expires_at, qualifying_points=earning.base_points, transaction=transaction,
                       reason=f"sale {transaction.external_id}", source="transaction")

@@ -26,7 +26,7 @@ def test_100000_codes_are_unique_well_formed_and_pass_their_check():
 
 
 def test_every_single_character_substitution_is_refused_by_the_check_character():
-    sample = codes.generate_codes(2_000)
+    sample = codes.generate_codes(500)
     tried = 0
     for code in sample:
         for position in range(codes.CODE_LENGTH):
@@ -36,7 +36,7 @@ def test_every_single_character_substitution_is_refused_by_the_check_character()
                 typo = code[:position] + replacement + code[position + 1:]
                 assert not codes.has_valid_check(typo), (code, typo)
                 tried += 1
-    assert tried == 2_000 * codes.CODE_LENGTH * (len(codes.ALPHABET) - 1 + len(LOOK_ALIKES))
+    assert tried == 500 * codes.CODE_LENGTH * (len(codes.ALPHABET) - 1 + len(LOOK_ALIKES))
 
 
 def test_every_transposition_is_refused_too():

@@ -452,6 +452,6 @@ def test_ledger_state_machine(app, clock, factory):
     """Random sequences of sales, redemptions, refunds, expiry runs and replays keep the ledger whole."""
     run_state_machine_as_test(
         lambda: LedgerMachine(app, clock, factory),
-        settings=settings(max_examples=30, stateful_step_count=30, deadline=None,
+        settings=settings(max_examples=20, stateful_step_count=30, deadline=None,
                           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]),
     )

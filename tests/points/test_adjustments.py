@@ -98,15 +98,15 @@ def test_a_deduction_below_zero_is_refused_and_writes_nothing(session, factory, 
     assert pos.get(f"/members/{member_no}").get_json()["points"]["balance"] == 100
 
 
-@pytest.mark.parametrize("reason", ["", "   "])
-def test_a_reason_is_required(session, factory, staff_id, reason):
+def test_a_reason_is_required(session, factory, staff_id):
     member_no = factory.member()
 
-    with pytest.raises(ValidationFailed) as raised:
-        adjust(session, member_no, 50, reason, staff_id)
-    session.rollback()
+    for reason in ("", "   "):
+        with pytest.raises(ValidationFailed) as raised:
+            adjust(session, member_no, 50, reason, staff_id)
+        session.rollback()
+        assert "reason" in raised.value.errors
 
-    assert "reason" in raised.value.errors
     assert written(session) == (0, 0)
 
 

@@ -3,7 +3,6 @@ those points become available and expire."""
 
 from datetime import UTC, datetime
 
-import pytest
 import sqlalchemy as sa
 
 from loyalty.extensions import db
@@ -45,31 +44,27 @@ def set_tier(app, member_no: str, code: str) -> None:
 
 # --- the formula ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("amount", "percent", "points"), [
-    (0, 100, 0), (99, 100, 0), (100, 100, 1), (12899, 100, 128),
-    (12345, 125, 153),   # floor(123 x 1.25) = floor(153.75)
-    (12345, 150, 184),   # floor(123 x 1.5) = floor(184.5)
-    (399, 125, 3),       # floor(3 x 1.25): the multiplier applies to whole points, not to money
-    (10**12, 150, 15_000_000_000),
-])
-def test_points_are_floor_of_floor_amount_over_100_times_the_multiplier(amount, percent, points):
-    earning = earn(amount, percent)
-
-    assert earning.points == points
-    assert earning.base_points == amount // 100
+def test_points_are_floor_of_floor_amount_over_100_times_the_multiplier():
+    for amount, percent, points in [
+        (0, 100, 0), (99, 100, 0), (100, 100, 1), (12899, 100, 128),
+        (12345, 125, 153),   # floor(123 x 1.25) = floor(153.75)
+        (12345, 150, 184),   # floor(123 x 1.5) = floor(184.5)
+        (399, 125, 3),       # floor(3 x 1.25): the multiplier applies to whole points, not to money
+        (10**12, 150, 15_000_000_000),
+    ]:
+        earning = earn(amount, percent)
+        assert (earning.points, earning.base_points) == (points, amount // 100), (amount, percent)
 
 
-@pytest.mark.parametrize(("code", "amount", "points"), [
-    ("BRONZE", 12345, 123), ("SILVER", 12345, 153), ("GOLD", 12345, 184), ("SILVER", 99, 0),
-])
-def test_a_sale_earns_at_the_members_tier(pos, factory, app, code, amount, points):
-    member_no = factory.member()
-    set_tier(app, member_no, code)
+def test_a_sale_earns_at_the_members_tier(pos, factory, app):
+    for code, amount, points in [("BRONZE", 12345, 123), ("SILVER", 12345, 153), ("GOLD", 12345, 184),
+                                 ("SILVER", 99, 0)]:
+        member_no = factory.member()
+        set_tier(app, member_no, code)
 
-    body = pos.sale(member_no, amount).get_json()
+        body = pos.sale(member_no, amount).get_json()
 
-    assert body["points_earned"] == points
-    assert body["member"]["tier"]["code"] == code
+        assert (body["points_earned"], body["member"]["tier"]["code"]) == (points, code)
 
 
 def test_earning_counts_money_paid_not_the_basket(pos, factory):
@@ -141,17 +136,14 @@ def program(**overrides) -> Program:
     return Program(settings=settings(**overrides), tiers=[], earning_rules=[])
 
 
-@pytest.mark.parametrize(("occurred_at", "expires_at"), [
-    (datetime(2026, 11, 22, 2, 0, tzinfo=UTC), datetime(2027, 11, 23, tzinfo=UTC)),
-    (datetime(2026, 11, 22, 23, 59, 59, tzinfo=UTC), datetime(2027, 11, 23, tzinfo=UTC)),
-    (datetime(2026, 11, 22, 0, 0, tzinfo=UTC), datetime(2027, 11, 22, tzinfo=UTC)),
-    (datetime(2027, 3, 1, 12, 0, tzinfo=UTC), datetime(2028, 3, 1, tzinfo=UTC)),  # 2028 is a leap year
-])
-def test_lots_expire_at_the_utc_midnight_after_365_days(occurred_at, expires_at):
-    available_at, expires = program().lot_dates(occurred_at)
-
-    assert expires == expires_at
-    assert available_at == occurred_at
+def test_lots_expire_at_the_utc_midnight_after_365_days():
+    for occurred_at, expires_at in [
+        (datetime(2026, 11, 22, 2, 0, tzinfo=UTC), datetime(2027, 11, 23, tzinfo=UTC)),
+        (datetime(2026, 11, 22, 23, 59, 59, tzinfo=UTC), datetime(2027, 11, 23, tzinfo=UTC)),
+        (datetime(2026, 11, 22, 0, 0, tzinfo=UTC), datetime(2027, 11, 22, tzinfo=UTC)),
+        (datetime(2027, 3, 1, 12, 0, tzinfo=UTC), datetime(2028, 3, 1, tzinfo=UTC)),  # 2028 is a leap year
+    ]:
+        assert program().lot_dates(occurred_at) == (occurred_at, expires_at)
 
 
 def test_a_hold_delays_availability_by_whole_days():

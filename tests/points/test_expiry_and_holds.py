@@ -215,3 +215,14 @@ def test_release_holds_marks_released_lots_once(app, pos, factory, clock, fourte
         assert tasks.release_holds() == 1
         assert tasks.release_holds() == 0
         assert db.session.scalar(sa.select(PointsLot.released_at)) == clock()
+
+
+def test_a_till_running_fast_does_not_put_points_on_hold(pos, factory):
+    member_no = factory.member()
+
+    # Server time is 02:00Z; the till says 02:04Z. With no hold period the points are available at once.
+    body = pos.sale(member_no, 12800, occurred_at="2026-11-22T10:04:00+08:00").get_json()
+
+    assert body["member"]["points"]["available"] == 128
+    assert body["member"]["points"]["pending"] == 0
+    assert pos.sale(member_no, 0, points_redeemed=128).status_code == 201

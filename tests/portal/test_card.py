@@ -80,9 +80,12 @@ def test_card_page_shows_the_member_number_and_refreshes_itself(member):
     assert 'data-json-url="/portal/card.json"' in page
     assert 'data-step-seconds="60"' in page and 'data-max-age-seconds="120"' in page
     assert '<script src="/static/js/card.js" defer></script>' in page
-    script = member.client.get("/static/js/card.js")
-    assert script.status_code == 200
-    assert "card.json" not in script.get_data(as_text=True) or "dataset.jsonUrl" in script.get_data(as_text=True)
+    with member.client.get("/static/js/card.js") as script:
+        assert script.status_code == 200
+        source = script.get_data(as_text=True)
+    # Fetches the URL the page names, swaps the image, and refreshes when the tab comes back.
+    assert "dataset.jsonUrl" in source and "image.src" in source and "visibilitychange" in source
+    assert "http://" not in source and "https://" not in source
 
 
 def test_token_rotates_every_step_and_the_old_one_lives_120_seconds(member, pos, clock):

@@ -121,6 +121,17 @@ def test_a_twin_of_a_failed_item_fails_with_the_same_problem(pos, factory, app):
     assert sale_ids(app) == []
 
 
+def test_a_batch_with_an_item_that_is_not_an_object_is_refused_whole(pos, app):
+    # Items are checked one by one only once each is at least an object; a malformed list is the
+    # client's bug and nothing of it is posted.
+    response = pos.post("/transactions/batch", json={"sales": [sale("S-1", 100), "junk", None]})
+
+    assert response.status_code == 422
+    assert response.get_json()["type"].endswith("/validation-error")
+    assert set(response.get_json()["errors"]["sales"]) == {"1", "2"}
+    assert sale_ids(app) == []
+
+
 def test_batch_size_is_limited_to_1000(pos, app):
     too_many = [sale(f"S-{n}", 100) for n in range(1001)]
 
@@ -151,8 +162,9 @@ def test_each_retry_in_a_batch_is_compared_with_the_request_first_answered(pos, 
     original = sale("S-1", 12800, member_no)
     first = pos.post("/transactions", json=original).get_json()
 
-    results = pos.post("/transactions/batch", json={"sales": [{**original, "amount": 1}, original]}).get_json()["results"]
+    response = pos.post("/transactions/batch", json={"sales": [{**original, "amount": 1}, original]})
 
+    results = response.get_json()["results"]
     assert [r["status"] for r in results] == [409, 201]
     assert slug(results[0]) == "idempotency-conflict"
     assert results[1]["replayed"] is True and results[1]["transaction"] == first

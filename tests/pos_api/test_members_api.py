@@ -2,14 +2,14 @@
 member, resolving any of their codes, their ledger page by page, and their coupons."""
 
 import base64
+
 import sqlalchemy as sa
 
+from loyalty.auth.models import Store
 from loyalty.extensions import db
 from loyalty.members.models import Member
 from loyalty.members.services import current_card_token
 from loyalty.points.models import TierChange
-
-PROBLEMS = "https://loyalty.dev/problems/"
 
 
 def assert_problem(response, status: int, slug: str) -> dict:
@@ -76,7 +76,6 @@ def test_enrol_records_the_enrolment_tier_and_home_store(pos, factory, app):
     with app.app_context():
         member = db.session.scalar(sa.select(Member).where(Member.member_no == response.get_json()["member_no"]))
         assert member.tier.code == "BRONZE"
-        from loyalty.auth.models import Store
         assert db.session.get(Store, member.home_store_id).code == "S002"
         changes = db.session.scalars(sa.select(TierChange).where(TierChange.member_id == member.id)).all()
         assert [change.reason for change in changes] == ["enrolment"]
@@ -87,6 +86,24 @@ def test_enrol_needs_an_email_or_a_phone(pos, app):
 
     assert "email" in body["errors"]
     assert count_members(app) == 0
+
+
+def test_enrol_needs_a_name_that_is_not_blank(pos, app):
+    for name in ("", "   "):
+        body = assert_problem(pos.post("/members", json={"name": name, "email": "a@example.com"}),
+                              422, "validation-error")
+        assert "name" in body["errors"]
+    assert count_members(app) == 0
+
+
+def test_enrol_refuses_an_overlong_idempotency_key(pos, app):
+    body = assert_problem(pos.post("/members", json={"name": "A", "email": "a@example.com"},
+                                   headers={"Idempotency-Key": "k" * 256}), 422, "validation-error")
+
+    assert "Idempotency-Key" in body["errors"]
+    assert count_members(app) == 0
+    assert pos.post("/members", json={"name": "A", "email": "a@example.com"},
+                    headers={"Idempotency-Key": "k" * 255}).status_code == 201
 
 
 def test_enrol_refuses_an_invalid_phone_and_an_unknown_store(pos, app):
@@ -257,14 +274,17 @@ def test_points_are_listed_newest_first_page_by_page(pos, factory):
     assert entry["occurred_at"] == "2026-11-22T02:00:00Z"
 
 
-def test_points_default_page_holds_everything_when_short(pos, factory):
+def test_points_page_that_ends_the_list_has_no_cursor(pos, factory):
     member_no = factory.member()
-    assert pos.sale(member_no, 1000).status_code == 201
+    for amount in (1000, 2000):
+        assert pos.sale(member_no, amount).status_code == 201
 
-    body = pos.get(f"/members/{member_no}/points").get_json()
+    exactly_full = pos.get(f"/members/{member_no}/points", query_string={"limit": 2}).get_json()
+    default = pos.get(f"/members/{member_no}/points").get_json()
 
-    assert [entry["points"] for entry in body["data"]] == [10]
-    assert body["next_cursor"] is None
+    assert [entry["points"] for entry in exactly_full["data"]] == [20, 10]
+    assert exactly_full["next_cursor"] is None
+    assert default == exactly_full
 
 
 def test_points_of_a_member_without_entries(pos, factory):

@@ -4,6 +4,8 @@ stores, coupons, idempotent replays, and reading a sale back."""
 import sqlalchemy as sa
 
 from loyalty.extensions import db
+from loyalty.members.models import Member
+from loyalty.members.services import current_card_token
 from loyalty.points.models import PointsEntry
 from loyalty.sales.models import Transaction
 
@@ -196,9 +198,6 @@ def test_sale_with_unknown_member_records_nothing(pos, app):
 
 
 def test_sale_by_phone_and_by_card_token(pos, factory, app, clock):
-    from loyalty.members.models import Member
-    from loyalty.members.services import current_card_token
-
     member_no = factory.member(phone="+8613812340000")
     with app.app_context():
         member = db.session.scalar(sa.select(Member).where(Member.member_no == member_no))

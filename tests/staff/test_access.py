@@ -98,3 +98,32 @@ def test_unknown_and_erased_members_are_not_found(console, staff, member_no, app
         db.session.commit()
     for suffix in ("", "/card", "/sale", "/audit"):
         assert console.get(f"/staff/members/{member_no}{suffix}").status_code == 404
+
+
+def test_sign_in_through_the_login_form_returns_to_the_page_asked_for(app, staff, member_no):
+    from tests.staff.conftest import STAFF_PASSWORD, csrf_from
+
+    http = app.test_client()
+    asked = http.get(f"/staff/members/{member_no}")
+    assert asked.status_code == 302 and asked.location.startswith("/staff/login")
+    login_page = http.get(asked.location)
+    signed_in = http.post(asked.location, data={"email": "cashier@example.com", "password": STAFF_PASSWORD,
+                                                 "csrf_token": csrf_from(login_page.get_data(as_text=True))})
+    assert signed_in.status_code == 302
+    assert signed_in.location.startswith(f"/staff/members/{member_no}")
+    page = http.get(signed_in.location)
+    assert page.status_code == 200 and member_no in page.get_data(as_text=True)
+    # Signing out (a CSRF-protected POST from the console's bar) closes the console again.
+    signed_out = http.post("/staff/logout", data={"csrf_token": csrf_from(page.get_data(as_text=True))})
+    assert signed_out.status_code == 302
+    assert http.get("/staff/").location.startswith("/staff/login")
+
+
+@pytest.mark.parametrize("path", ["/staff/", "/staff/members/{member_no}", "/staff/members/{member_no}/sale",
+                                  "/staff/members/{member_no}/card", "/staff/members/{member_no}/audit",
+                                  "/staff/enrol"])
+def test_console_pages_render_in_chinese(console, staff, member_no, path):
+    console.sign_in_staff(staff.admin)
+    response = console.get(path.format(member_no=member_no) + "?lang=zh")
+    assert response.status_code == 200
+    assert '<html lang="zh-Hans">' in response.get_data(as_text=True)

@@ -18,7 +18,7 @@ def test_admin_reads_every_staff_action(console, staff, member_no, database):
     response = admin.get(f"/staff/members/{member_no}/audit")
     assert response.status_code == 200
     html = response.get_data(as_text=True)
-    rows = html.split('<table id="audit">')[1].split("<tbody>")[1].split("</tbody>")[0].split("<tr>")[1:]
+    rows = html.split('<ul class="plain" id="audit">')[1].split("</ul>")[0].split('<li class="audit-event">')[1:]
     # Newest first: who, what, before and after.
     assert ["points.adjust" in rows[0], "sale.record" in rows[1], "note.add" in rows[2]] == [True] * 3
     assert "admin@example.com" in rows[0] and "cashier@example.com" in rows[1] and "cashier@example.com" in rows[2]

@@ -48,10 +48,43 @@ def test_cashier_sees_contacts_masked_admin_in_full(console, staff, member_no):
     assert "li.lei@example.com" in admin_html and "+8613800138000" in admin_html
 
 
-def test_scores_and_coupons_are_marked_as_not_there_yet(cashier, member_no):
+def test_scores_not_computed_yet_show_a_dash(cashier, member_no):
     html = cashier.get(f"/staff/members/{member_no}").get_data(as_text=True)
     assert '<dd id="rfm">—</dd>' in html and '<dd id="churn">—</dd>' in html
-    assert 'id="coupons"' in html
+
+
+def test_latest_rfm_segment_and_churn_risk_are_shown(cashier, member_no, app):
+    from loyalty.extensions import db
+    from loyalty.members.models import Member
+
+    with app.app_context():
+        member = db.session.scalar(sa.select(Member).where(Member.member_no == member_no))
+        member.rfm_segment, member.rfm_code = "At Risk", "254"
+        member.churn_risk_bp, member.churn_band = 7250, "high"
+        member.churn_explanation = "no purchase for 210 days"
+        db.session.commit()
+    html = cashier.get(f"/staff/members/{member_no}").get_data(as_text=True)
+    rfm = html.split('<dd id="rfm">')[1].split("</dd>")[0]
+    churn = html.split('<dd id="churn">')[1].split("</dd>")[0]
+    assert "At Risk" in rfm and "254" in rfm
+    assert "high (73%)" in churn and "no purchase for 210 days" in churn
+
+
+def test_usable_coupons_are_listed(cashier, member_no, factory):
+    html = cashier.get(f"/staff/members/{member_no}").get_data(as_text=True)
+    assert "No coupons to use right now." in html
+    manage = factory.api_client(scope="manage", name="marketing")
+    offer = manage.post("/offers", json={"name": "10 off shoes", "kind": "amount_off", "value": 1000,
+                                         "valid_days": 30})
+    assert offer.status_code == 201, offer.get_json()
+    issued = manage.post(f"/offers/{offer.get_json()['id']}/coupons", json={"member": member_no})
+    assert issued.status_code == 201, issued.get_json()
+    code = issued.get_json()["code"]
+    html = cashier.get(f"/staff/members/{member_no}").get_data(as_text=True)
+    coupons = html.split('id="coupon-list"')[1].split("</ul>")[0]
+    assert code in coupons and "10 off shoes" in coupons and "Use by 22 Dec 2026" in coupons
+    assert manage.post(f"/coupons/{code}/void").status_code == 200
+    assert "No coupons to use right now." in cashier.get(f"/staff/members/{member_no}").get_data(as_text=True)
 
 
 def test_only_admins_see_the_adjustment_form(console, staff, member_no):
@@ -89,7 +122,8 @@ def test_admin_adjusts_points_with_a_reason_audited(admin, member_no, database, 
     member = database.member(member_no)
     assert member.points_balance == 250
     [entry] = database.scalars(sa.select(PointsEntry))
-    assert (entry.kind, entry.points, entry.reason, entry.staff_user_id) == ("adjust", 250, "missing receipt", staff.admin)
+    assert (entry.kind, entry.points, entry.reason, entry.staff_user_id) == \
+        ("adjust", 250, "missing receipt", staff.admin)
     [event] = database.audit("points.adjust")
     assert event.staff_user_id == staff.admin
     assert event.before == {"points_balance": 0}

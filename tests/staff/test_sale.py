@@ -58,7 +58,8 @@ def test_hand_sale_goes_through_post_sales(cashier, member_no, database, staff):
     assert response.status_code == 302
     assert response.location == f"/staff/members/{member_no}"
     [sale] = database.sales()
-    assert (sale.external_id, sale.amount, sale.currency, sale.points_earned) == (form["external_id"], 12850, "CNY", 128)
+    assert (sale.external_id, sale.amount, sale.currency, sale.points_earned) == \
+        (form["external_id"], 12850, "CNY", 128)
     client = database.scalar(sa.select(ApiClient).where(ApiClient.id == sale.client_id))
     assert client.name == "staff-console:S001"
     member = database.member(member_no)
