@@ -100,6 +100,10 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(staff_auth)
     app.register_blueprint(portal)
 
+    from loyalty.insights.views import marketing
+
+    app.register_blueprint(marketing)
+
 
 def register_errorhandlers(app: Flask) -> None:
     from loyalty.pos_api.problems import register_problem_handlers

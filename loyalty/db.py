@@ -39,6 +39,9 @@ class UTCDateTime(sa.TypeDecorator):
 
 # 64-bit keys on PostgreSQL; SQLite only auto-increments a column declared INTEGER.
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+# The largest key either backend stores (signed 64-bit). Id routes cap their converter with it, so a
+# larger number in a URL is a 404 instead of a driver overflow (a 500).
+MAX_ID = 2**63 - 1
 
 
 def id_column():

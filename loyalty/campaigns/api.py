@@ -7,6 +7,7 @@ from flask_smorest import Blueprint
 
 from loyalty.campaigns import schemas, services
 from loyalty.clock import utcnow
+from loyalty.db import MAX_ID
 from loyalty.extensions import db
 from loyalty.members.services import resolve_member_code
 from loyalty.pos_api.api import run_idempotent
@@ -42,7 +43,7 @@ def create_offer(data):
     return run_idempotent(_idempotency_key("POST /offers"), fingerprint(request.get_json()), work)
 
 
-@offers.route("/<int:offer_id>")
+@offers.route(f"/<int(max={MAX_ID}):offer_id>")
 @require_scope("manage")
 @offers.response(200, schemas.OfferSchema)
 def get_offer(offer_id):
@@ -50,7 +51,7 @@ def get_offer(offer_id):
     return services.offer_report(db.session, services.get_offer(db.session, offer_id))
 
 
-@offers.route("/<int:offer_id>/coupons", methods=["POST"])
+@offers.route(f"/<int(max={MAX_ID}):offer_id>/coupons", methods=["POST"])
 @require_scope("manage")
 @offers.arguments(schemas.CouponIssueSchema)
 @offers.response(201, schemas.CouponSchema)

@@ -151,8 +151,9 @@ def last_runs(session: Session) -> list[dict]:
         run = session.scalar(sa.select(JobRun).where(JobRun.job == job)
                              .order_by(JobRun.started_at.desc(), JobRun.id.desc()).limit(1))
         runs.append({"job": job, "status": run.status if run else None,
-                     "started_at": run.started_at.isoformat() if run else None,
-                     "finished_at": run.finished_at.isoformat() if run and run.finished_at else None,
+                     "started_at": run.started_at.isoformat(timespec="microseconds") if run else None,
+                     "finished_at": run.finished_at.isoformat(timespec="microseconds")
+                     if run and run.finished_at else None,
                      "duration_ms": run.duration_ms if run else None,
                      "detail": run.detail if run else {}, "error": run.error if run else None})
     return runs
@@ -181,4 +182,30 @@ def dashboard(session: Session, program: Program, now: datetime, settings: Insig
         "top_pairs": crosssell.top_pairs(session, level="sku"),
         "top_category_pairs": crosssell.top_pairs(session, level="category"),
         "jobs": last_runs(session),
+    }
+
+
+def chart_tables(data: dict) -> dict[str, dict]:
+    """Each chart's numbers as a table, {chart: {"columns": [keys], "rows": [[values]]}}, from the
+    `dashboard` dict: what the page shows under each chart and what its CSV download holds."""
+    overview_rows = [[key, value] for key, value in data["overview"].items()]
+    movement = data["segment_movement"]
+    movement_rows = [[source, *counts] for source, counts in zip(movement["from"], movement["counts"], strict=False)]
+    pair_columns = ["first", "second", "together", "support", "lift", "confidence_first_to_second",
+                    "confidence_second_to_first"]
+    job_columns = ["job", "status", "started_at", "finished_at", "duration_ms", "error"]
+
+    def table(columns, records):
+        return {"columns": columns, "rows": [[record[column] for column in columns] for record in records]}
+
+    return {
+        "overview": {"columns": ["figure", "value"], "rows": overview_rows},
+        "sales_trend": table(["month", "sales", "net_amount", "member_sales", "buyers"], data["sales_trend"]),
+        "tiers": table(["tier", "name", "members"], data["tiers"]),
+        "rfm_segments": table(["segment", "members", "monetary"], data["rfm_segments"]),
+        "churn_bands": table(["band", "members", "mean_risk_bp"], data["churn_bands"]),
+        "segment_movement": {"columns": ["from", *movement["segments"]], "rows": movement_rows},
+        "top_pairs": table(pair_columns, data["top_pairs"]),
+        "top_category_pairs": table(pair_columns, data["top_category_pairs"]),
+        "jobs": table(job_columns, data["jobs"]),
     }

@@ -6,6 +6,8 @@ a member id, and the one that takes a transaction id answers 404 for anybody els
 form, call a service, commit and redirect; the rules live in `portal_services` and `services`.
 """
 
+import smtplib
+
 from flask import (Blueprint, Response, abort, current_app, flash, jsonify, redirect, render_template, request,
                    session, url_for)
 from flask_babel import gettext as _
@@ -250,7 +252,12 @@ def forgot_password():
     if form.validate_on_submit():
         member = services.member_for_reset_request(db.session, form.email.data)
         if member is not None:
-            _send_reset_link(member)
+            try:
+                _send_reset_link(member)
+            except (OSError, smtplib.SMTPException):
+                # Logged for the operator; the visitor gets the usual answer, or an error page would
+                # tell them that this email has an account.
+                current_app.logger.exception("password reset email to member %s not sent", member.member_no)
         # The same answer whether or not the email has an account: no way to probe who is a member.
         flash(_("If an account uses that email, a link to set a new password is on its way."), "info")
         return redirect(url_for("portal.login"))

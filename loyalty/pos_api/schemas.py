@@ -19,6 +19,23 @@ class StrictSchema(ma.Schema):
     class Meta:
         unknown = ma.RAISE
 
+    @ma.pre_load
+    def refuse_nul_characters(self, data, **kwargs):
+        """No name, code or SKU contains NUL, and PostgreSQL text cannot store it: refuse it here as
+        invalid input rather than fail in the database."""
+        if not hasattr(data, "items"):
+            return data
+        bad = {name: ["Must not contain NUL characters."] for name, value in data.items() if _has_nul(value)}
+        if bad:
+            raise ma.ValidationError(bad)
+        return data
+
+
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    return isinstance(value, list) and any(isinstance(item, str) and "\x00" in item for item in value)
+
 
 class UTCDateTime(fields.AwareDateTime):
     """RFC 3339 with an offset in, UTC `...Z` out."""

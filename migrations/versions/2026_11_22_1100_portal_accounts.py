@@ -1,7 +1,7 @@
 """portal accounts: consent events (each marketing consent change with its time and channel)
 
 Revision ID: 20261122p0rt
-Revises: cd68729b8879
+Revises: 20261122c0up
 Create Date: 2026-11-22 11:00:00
 
 """
@@ -10,7 +10,7 @@ from alembic import op
 
 
 revision = "20261122p0rt"
-down_revision = "cd68729b8879"
+down_revision = "20261122c0up"
 branch_labels = None
 depends_on = None
 

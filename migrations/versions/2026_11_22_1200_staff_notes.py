@@ -1,7 +1,7 @@
 """staff notes: what staff keep on a member in the console
 
 Revision ID: 20261122st4f
-Revises: cd68729b8879
+Revises: 20261122p0rt
 Create Date: 2026-11-22 12:00:00
 
 """
@@ -10,7 +10,7 @@ from alembic import op
 
 
 revision = "20261122st4f"
-down_revision = "cd68729b8879"
+down_revision = "20261122p0rt"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """insights scores: RFM and churn on members, dated RFM snapshots, association rules, job runs
 
 Revision ID: 20261122insi
-Revises: cd68729b8879
+Revises: 20261122st4f
 Create Date: 2026-11-22 13:00:00
 
 """
@@ -10,7 +10,7 @@ from alembic import op
 
 
 revision = "20261122insi"
-down_revision = "cd68729b8879"
+down_revision = "20261122st4f"
 branch_labels = None
 depends_on = None
 

@@ -3,11 +3,11 @@
 import pytest
 import sqlalchemy as sa
 
+from loyalty.auth.models import AuditEvent
 from loyalty.campaigns import services
 from loyalty.clock import utcnow
 from loyalty.errors import ValidationFailed
 from loyalty.extensions import db
-from loyalty.auth.models import AuditEvent
 
 
 def test_editing_an_offer_keeps_budgets_above_what_is_spent_and_shortens_coupons(app, campaigns, factory, pos):

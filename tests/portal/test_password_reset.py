@@ -96,3 +96,14 @@ def test_reset_requests_are_throttled(app, member, smtp):
     assert "Too many password reset requests for this account" in refused.get_data(as_text=True)
     assert "Retry-After" in refused.headers
     assert len(smtp.messages) == 3
+
+
+def test_a_mail_server_outage_does_not_reveal_the_account(app, member, monkeypatch, caplog):
+    from tests.support.servers import free_port
+
+    monkeypatch.setitem(app.config, "SMTP_HOST", "127.0.0.1")
+    monkeypatch.setitem(app.config, "SMTP_PORT", free_port())  # nothing listens there
+    known = _ask_for_link(app.test_client(), member.email)
+    unknown = _ask_for_link(app.test_client(), "nobody@example.com")
+    assert (known.status_code, known.location) == (unknown.status_code, unknown.location) == (302, "/portal/login")
+    assert "password reset email to member" in caplog.text
