@@ -19,6 +19,7 @@ def create_app(config: Mapping | None = None) -> Flask:
                 static_folder=str(PROJECT_ROOT / "static"))
     configure(app, config)
     register_extensions(app)
+    register_url_converters(app)
     register_blueprints(app)
     register_errorhandlers(app)
     register_commands(app)
@@ -76,6 +77,12 @@ def register_extensions(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
     limiter.init_app(app)
     api.init_app(app)
+
+
+def register_url_converters(app: Flask) -> None:
+    from loyalty.routing import register_url_converters as register
+
+    register(app)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -106,20 +106,31 @@ def score_history(history: EventLog, now: datetime, horizon_days: int,
     if not len(snapshot.customer_ids):
         return ChurnScores(model="none", member_ids=snapshot.customer_ids, risk_bp=np.empty(0, np.int64),
                            bands=np.empty(0, object), explanations=[])
-    model = default_churn_model(horizon_days)
-    try:
-        model.fit(history, now)
-    except ValueError:
-        model = BGNBDChurn(horizon_days=horizon_days).fit(history, now)
-    # score_members(model, history, now) without building the snapshot twice: explanations need it too.
-    risk = model.churn_risk(snapshot)
+    # A tiny or degenerate history can put a BG/NBD parameter on a pole (a = 1 divides by zero in
+    # expected purchases); the results are checked below rather than warned about.
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        model, risk = _fit_and_score(default_churn_model(horizon_days), history, snapshot, now)
+        if model is None or not np.all(np.isfinite(risk)):
+            model, risk = _fit_and_score(BGNBDChurn(horizon_days=horizon_days), history, snapshot, now)
+    if model is None:  # nothing could be fitted: explanations still, risks left empty
+        risk = np.full(len(snapshot.customer_ids), np.nan)
     risk_bp = np.where(np.isfinite(risk), np.rint(np.nan_to_num(risk) * BASIS_POINTS), -1).astype(np.int64)
     # The band is cut from the stored basis points, so a risk shown as 30.00% is never "low".
     bands = np.asarray(risk_band(risk_bp / BASIS_POINTS, cuts), dtype=object).reshape(-1)
     bands[risk_bp < 0] = None
     explanations = explain_all(snapshot.recency_days, snapshot.purchase_days, snapshot.usual_gap_days)
-    return ChurnScores(model=type(model).__name__, member_ids=snapshot.customer_ids, risk_bp=risk_bp,
+    return ChurnScores(model=type(model).__name__ if model else "none", member_ids=snapshot.customer_ids, risk_bp=risk_bp,
                        bands=bands, explanations=explanations)
+
+
+def _fit_and_score(model, history: EventLog, snapshot, now):
+    """score_members(model, history, now), reusing the snapshot the explanations need as well.
+    (None, None) when the model cannot learn from this history (too short: no labels yet)."""
+    try:
+        model.fit(history, now)
+        return model, model.churn_risk(snapshot)
+    except ValueError:
+        return None, None
 
 
 def explain_all(recency_days: np.ndarray, frequency: np.ndarray, usual_gap_days: np.ndarray) -> list[str]:
