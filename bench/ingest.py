@@ -659,7 +659,11 @@ def copy_phase(dsn: str, external_prefix: str, full: bool, round_no: int) -> dic
         elapsed = time.perf_counter() - started
     sales = len(rows["transactions"])
     return {"phase": "COPY " + (" + ".join(tables) if full else "transactions only"),
-            "sales": sales, "rows": {table: len(rows[table]) for table in tables}, "seconds": round(elapsed, 3),
+            "sales": sales, "rows": {table: len(rows[table]) for table in tables},
+            # rough size of what was copied: the text of every value
+            "text_bytes_per_sale": {table: round(sum(len(str(v)) for row in rows[table] for v in row) / max(1, sales))
+                                    for table in tables},
+            "seconds": round(elapsed, 3),
             "items_per_s": round(sales / elapsed, 1) if elapsed else 0, "machine_before_phase": quiet}
 
 

@@ -7,8 +7,9 @@ What one run does, all on this machine:
 1. starts a throwaway PostgreSQL cluster (tests/support/servers.postgres_server: fsync,
    synchronous_commit and full_page_writes off; other settings PostgreSQL's defaults) and migrates it;
 2. generates members and sales with numpy and loads them with binary COPY (members, sales, the refund
-   rows of the ~3% of sales refunded in part or in full, and with --lines 1-3 lines per sale), then
-   ANALYZE, as a nightly job would find a database that autovacuum keeps analysed;
+   rows of the ~3% of sales refunded in part or in full, and with --lines 1-3 lines per sale; foreign
+   key triggers off while loading, as pg_restore --disable-triggers does), then ANALYZE, as a nightly
+   job would find a database that autovacuum keeps analysed;
 3. times the real jobs, `loyalty.insights.tasks.score_rfm` then `score_churn` (each reads settings,
    computes, writes back to every member, records its run and commits): the "end to end" figure is
    their sum. Then once more (the idempotent rerun), then the churn phases one by one;
@@ -92,6 +93,74 @@ def timestamps(moments: np.ndarray) -> np.ndarray:
     return (moments - np.datetime64(PG_EPOCH.replace(tzinfo=None), "us")).astype(np.int64)
 
 
+# --- what the machine was doing ---------------------------------------------------------------------
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_cpu_seconds(pid: int, children: bool = False) -> float:
+    """utime + stime (and, with `children`, cutime + cstime: the CPU of exited children it reaped)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(value) for value in fields[11:15 if children else 13]) / CLK_TCK
+
+
+def postgres_cpu_seconds(postmaster: int) -> float:
+    """CPU used so far by every process of the cluster (backends, parallel workers, background)."""
+    total = _proc_cpu_seconds(postmaster, children=True)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == postmaster:
+                total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+class Meter:
+    """Wall time, this process's CPU and the PostgreSQL cluster's CPU over a block: on a shared
+    machine wall time includes waiting for a CPU, CPU time does not."""
+
+    def __init__(self, postmaster: int):
+        self.postmaster = postmaster
+
+    def __call__(self, function, *args):
+        wall, own, server = time.perf_counter(), time.process_time(), postgres_cpu_seconds(self.postmaster)
+        result = function(*args)
+        return result, {"wall_s": time.perf_counter() - wall, "python_cpu_s": time.process_time() - own,
+                        "postgres_cpu_s": postgres_cpu_seconds(self.postmaster) - server}
+
+
+def wait_quiet(limit_s: float, threshold: float) -> list[float]:
+    """Wait (up to limit_s) until the 1-minute load average is under `threshold`; returns loadavg."""
+    deadline = time.monotonic() + limit_s
+    while os.getloadavg()[0] >= threshold and time.monotonic() < deadline:
+        time.sleep(5)
+    return list(os.getloadavg())
+
+
+class StatementTimer:
+    """Every SQL statement's duration (SQLAlchemy events), to split a job into its statements."""
+
+    def __init__(self, engine):
+        import sqlalchemy as sa
+
+        self.records: list[tuple[str, float]] = []
+        self._started: list[float] = []
+        sa.event.listen(engine, "before_cursor_execute", self._before)
+        sa.event.listen(engine, "after_cursor_execute", self._after)
+
+    def _before(self, conn, cursor, statement, parameters, context, executemany):
+        self._started.append(time.perf_counter())
+
+    def _after(self, conn, cursor, statement, parameters, context, executemany):
+        self.records.append((" ".join(statement.split())[:70], time.perf_counter() - self._started.pop()))
+
+    def take(self) -> list[tuple[str, float]]:
+        records, self.records = self.records, []
+        return [(sql, round(seconds, 3)) for sql, seconds in records if seconds >= 0.05]
+
+
 # --- synthetic program ----------------------------------------------------------------------------
 
 def generate(members: int, sales: int, seed: int = 20261122) -> dict:
@@ -137,6 +206,9 @@ def load(dsn_connection, data: dict, with_lines: bool) -> dict:
         cursor.execute("SELECT coalesce(max(id), 0) FROM members")
         first_member_id = cursor.fetchone()[0] + 1
 
+        # Generated rows are consistent by construction: skip the per-row foreign-key triggers while
+        # loading (superuser only), as pg_restore --disable-triggers does.
+        cursor.execute("SET session_replication_role = replica")
         started = time.perf_counter()
         member_ids = np.arange(first_member_id, first_member_id + members, dtype=np.int64)
         enrolled = timestamps(data["enrolled"])
@@ -202,6 +274,7 @@ def load(dsn_connection, data: dict, with_lines: bool) -> dict:
         for table in ("members", "transactions", "transaction_lines"):
             cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                            f"(SELECT coalesce(max(id), 1) FROM {table}))")
+        cursor.execute("SET session_replication_role = DEFAULT")
         started = time.perf_counter()
         cursor.execute("ANALYZE")
         timings["analyze_s"] = time.perf_counter() - started
@@ -261,6 +334,9 @@ def main() -> int:
     parser.add_argument("--sales", type=int)
     parser.add_argument("--lines", action="store_true", help="also load sale lines and time the cross-sell job")
     parser.add_argument("--skip-lifetimes", action="store_true")
+    parser.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
+                        help="before timing, wait up to this long for the load average to drop")
+    parser.add_argument("--quiet-threshold", type=float, default=1.0)
     args = parser.parse_args()
     members = args.members or (1_000_000 if args.large else 100_000)
     sales = args.sales or (10_000_000 if args.large else 1_000_000)
@@ -292,13 +368,31 @@ def main() -> int:
                                        for key, value in report["load"].items()))
 
         with app.app_context():
+            postmaster = int(Path(f"/proc/{db.session.scalar(sa.text('SELECT pg_backend_pid()'))}/stat")
+                             .read_text().rsplit(")", 1)[1].split()[1])
+            db.session.rollback()
+            meter, statements = Meter(postmaster), StatementTimer(db.engine)
+            if args.wait_quiet:
+                print(f"  waiting up to {args.wait_quiet} s for load average < {args.quiet_threshold} ...")
+            report["loadavg_before"] = wait_quiet(args.wait_quiet, args.quiet_threshold)
+            statements.take()
             for attempt in ("first", "rerun"):
-                rfm_result, rfm_s = timed(tasks.score_rfm)
-                churn_result, churn_s = timed(tasks.score_churn)
-                report[f"{attempt}_run"] = {"rfm_s": rfm_s, "churn_s": churn_s, "end_to_end_s": rfm_s + churn_s,
-                                            "rfm": rfm_result, "churn": churn_result}
-                print(f"  {attempt:5} run: RFM {rfm_s:6.2f} s + churn {churn_s:6.2f} s = {rfm_s + churn_s:6.2f} s "
-                      f"end to end ({churn_result['model']}, bands {churn_result['bands']})")
+                rfm_result, rfm_m = meter(tasks.score_rfm)
+                rfm_statements = statements.take()
+                churn_result, churn_m = meter(tasks.score_churn)
+                churn_statements = statements.take()
+                total = {key: rfm_m[key] + churn_m[key] for key in rfm_m}
+                report[f"{attempt}_run"] = {"rfm": rfm_m, "churn": churn_m, "end_to_end": total,
+                                            "end_to_end_s": total["wall_s"], "rfm_result": rfm_result,
+                                            "churn_result": churn_result, "rfm_statements": rfm_statements,
+                                            "churn_statements": churn_statements}
+                print(f"  {attempt:5} run: RFM {rfm_m['wall_s']:6.2f} s + churn {churn_m['wall_s']:6.2f} s = "
+                      f"{total['wall_s']:6.2f} s end to end; CPU: python {total['python_cpu_s']:.2f} s, "
+                      f"postgres {total['postgres_cpu_s']:.2f} s ({churn_result['model']}, "
+                      f"bands {churn_result['bands']})")
+                for sql, seconds in rfm_statements + churn_statements:
+                    print(f"        {seconds:6.2f} s  {sql}")
+            report["loadavg_after"] = list(os.getloadavg())
             if args.lines:
                 rules, report["crosssell_s"] = timed(tasks.compute_crosssell)
                 print(f"  cross-sell job: {report['crosssell_s']:.2f} s, rules {rules['rules']}")
@@ -330,7 +424,9 @@ def main() -> int:
     end_to_end = report["first_run"]["end_to_end_s"]
     verdict = "goal met" if end_to_end <= goal_s else "floor met" if end_to_end <= floor_s else "FLOOR MISSED"
     report["verdict"] = verdict
-    print(f"  end to end {end_to_end:.2f} s: floor {floor_s} s, goal {goal_s} s -> {verdict}")
+    print(f"  end to end {end_to_end:.2f} s: floor {floor_s} s, goal {goal_s} s -> {verdict} "
+          f"(load average before {report['loadavg_before'][0]:.1f}, after {report['loadavg_after'][0]:.1f}, "
+          f"{os.cpu_count()} CPUs)")
     results = REPO / "bench" / "results"
     results.mkdir(exist_ok=True)
     size = f"{members // 1000}k-{sales // 1000}k"

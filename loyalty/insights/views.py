@@ -5,6 +5,7 @@ the same JSON the tables are rendered from."""
 
 import csv
 import io
+from datetime import datetime
 
 from babel.numbers import get_currency_precision
 from flask import Blueprint, Response, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
@@ -14,6 +15,7 @@ from flask_babel import lazy_gettext as _l
 from loyalty.auth.access import staff_required
 from loyalty.clock import utcnow
 from loyalty.extensions import db
+from loyalty.i18n import moment
 from loyalty.insights import services, tasks
 from loyalty.points.program import load_program
 
@@ -32,6 +34,36 @@ CHART_TITLES = {
     "jobs": _l("Scoring jobs"),
 }
 
+# Display names; the data, JSON and CSV keep the stable keys.
+SEGMENT_LABELS = {
+    "Champions": _l("Champions"), "Loyal Customers": _l("Loyal Customers"),
+    "Potential Loyalists": _l("Potential Loyalists"), "New Customers": _l("New Customers"),
+    "Promising": _l("Promising"), "Need Attention": _l("Need Attention"), "About To Sleep": _l("About To Sleep"),
+    "At Risk": _l("At Risk"), "Can't Lose Them": _l("Can't Lose Them"), "Hibernating": _l("Hibernating"),
+    "No Purchases": _l("No Purchases"), "Joined Since": _l("Joined Since"),
+}
+BAND_LABELS = {"low": _l("low"), "medium": _l("medium"), "high": _l("high")}
+JOB_LABELS = {"rfm": _l("RFM scores"), "churn": _l("Churn risk"), "crosssell": _l("Bought together")}
+STATUS_LABELS = {"running": _l("running"), "succeeded": _l("succeeded"), "failed": _l("failed")}
+
+
+@marketing.context_processor
+def dashboard_helpers() -> dict:
+    return {"label": _label, "when": _when}
+
+
+def _label(value):
+    """The display name of a segment, band, job or status key; anything else as it is."""
+    if isinstance(value, str):
+        for labels in (SEGMENT_LABELS, BAND_LABELS, JOB_LABELS, STATUS_LABELS):
+            if value in labels:
+                return labels[value]
+    return value
+
+
+def _when(iso: str | None) -> str:
+    return moment(datetime.fromisoformat(iso)) if iso else "—"
+
 
 def _dashboard_data() -> dict:
     settings = services.InsightsSettings.from_config(current_app.config)
@@ -44,8 +76,10 @@ def _dashboard_data() -> dict:
 @staff_required(*ROLES)
 def dashboard():
     data = _dashboard_data()
+    names = {key: str(name) for labels in (SEGMENT_LABELS, BAND_LABELS, JOB_LABELS, STATUS_LABELS)
+             for key, name in labels.items()}
     return render_template("marketing/dashboard.html", data=data, tables=services.chart_tables(data),
-                           titles=CHART_TITLES, rescore_since=request.args.get("rescore"))
+                           titles=CHART_TITLES, names=names, rescore_since=request.args.get("rescore"))
 
 
 @marketing.get("/data.json")

@@ -17,6 +17,10 @@
   var bandColours = {low: "#27ae60", medium: "#f2994a", high: "#eb5757"};
   var unit = Math.pow(10, data.overview.currency_digits || 0);
 
+  function name(key) {
+    return labels.names[key] || key;
+  }
+
   function money(minor) {
     return minor / unit;
   }
@@ -61,7 +65,7 @@
 
   draw("rfm_segments", {
     type: "bar",
-    data: {labels: pick(data.rfm_segments, "segment"), datasets: [
+    data: {labels: data.rfm_segments.map(function (row) { return name(row.segment); }), datasets: [
       {label: labels.members, data: pick(data.rfm_segments, "members"), backgroundColor: palette[1], yAxisID: "y"},
       {label: labels.value + " (" + data.overview.currency + ")", type: "line",
        data: data.rfm_segments.map(function (row) { return money(row.monetary); }),
@@ -72,7 +76,7 @@
 
   draw("churn_bands", {
     type: "bar",
-    data: {labels: pick(data.churn_bands, "band"), datasets: [
+    data: {labels: data.churn_bands.map(function (row) { return name(row.band); }), datasets: [
       {label: labels.members, data: pick(data.churn_bands, "members"),
        backgroundColor: data.churn_bands.map(function (row) { return bandColours[row.band]; })}
     ]},
@@ -82,11 +86,14 @@
   var movement = data.segment_movement;
   draw("segment_movement", {
     type: "bar",
-    data: {labels: movement.from, datasets: movement.segments.map(function (target, column) {
-      return {label: target, backgroundColor: palette[column % palette.length],
+    data: {labels: movement.from.map(name), datasets: movement.segments.map(function (target, column) {
+      return {label: name(target), backgroundColor: palette[column % palette.length],
               data: movement.counts.map(function (row) { return row[column]; })};
     })},
-    options: {indexAxis: "y", scales: {x: {stacked: true, beginAtZero: true}, y: {stacked: true}}}
+    options: {indexAxis: "y",
+              plugins: {legend: {title: {display: true, text: labels.current}}},
+              scales: {x: {stacked: true, beginAtZero: true, title: {display: true, text: labels.members}},
+                       y: {stacked: true, title: {display: true, text: labels.previous}}}}
   });
 
   ["top_pairs", "top_category_pairs"].forEach(function (name) {
@@ -117,9 +124,9 @@
         return;
       }
       var cell = row.querySelector(".job-status");
-      cell.textContent = job.status || "";
+      cell.textContent = job.status ? name(job.status) : "";
       cell.setAttribute("data-status", job.status || "");
-      row.querySelector(".job-started").textContent = job.started_at || "—";
+      row.querySelector(".job-started").textContent = job.started_at ? new Date(job.started_at).toLocaleString() : "—";
       row.querySelector(".job-duration").textContent =
         job.duration_ms === null ? "—" : (job.duration_ms / 1000).toFixed(1) + " s";
     });

@@ -82,9 +82,10 @@ def test_the_page_has_every_chart_with_its_table_and_csv(app, marketer, history)
     assert 'id="fig-members">3<' in html
     assert 'id="rescore"' in html and 'id="rescore-progress"' in html
 
-    library = marketer.get("/static/vendor/chartjs/chart.umd.min.js")
-    assert library.status_code == 200 and b"Chart.js v4" in library.data
-    assert marketer.get("/static/js/marketing.js").status_code == 200
+    with marketer.get("/static/vendor/chartjs/chart.umd.min.js") as library:
+        assert library.status_code == 200 and b"Chart.js v4" in library.data
+    with marketer.get("/static/js/marketing.js") as script:
+        assert script.status_code == 200
 
 
 def test_csv_downloads_hold_the_charts_numbers(app, marketer, history):
