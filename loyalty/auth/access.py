@@ -67,6 +67,11 @@ def load_identity(identity: str):
     return None
 
 
+def _return_path() -> str | None:
+    # Only a GET can be repeated after signing in; a refused POST returns to where the form was.
+    return request.full_path if request.method == "GET" else None
+
+
 def staff_required(*roles: str):
     """Allow signed-in staff whose role is one of `roles` (any role when none are named)."""
 
@@ -74,7 +79,7 @@ def staff_required(*roles: str):
         @wraps(view)
         def guarded(*args, **kwargs):
             if not current_user.is_authenticated or getattr(current_user, "kind", None) != "staff":
-                return redirect(url_for("staff_auth.login", next=request.full_path))
+                return redirect(url_for("staff_auth.login", next=_return_path()))
             if roles and current_user.user.role not in roles:
                 abort(403)
             return view(*args, **kwargs)
@@ -90,7 +95,7 @@ def member_required(view):
     @wraps(view)
     def guarded(*args, **kwargs):
         if not current_user.is_authenticated or getattr(current_user, "kind", None) != "member":
-            return redirect(url_for("portal.login", next=request.full_path))
+            return redirect(url_for("portal.login", next=_return_path()))
         return view(*args, **kwargs)
 
     return guarded
