@@ -38,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
@@ -325,6 +326,45 @@ class CpuMeter:
         return False
 
 
+class WaitSampler:
+    """What the bench database's backends are doing, sampled every 0.25 s from pg_stat_activity: running,
+    waiting for a row lock or I/O, or idle in a transaction (waiting for the app). Shows whether
+    concurrent batches queue behind each other's member locks."""
+
+    def __init__(self, dsn: str | None):
+        self.dsn, self.counts, self.samples = dsn, {}, 0
+        self.stop = threading.Event()
+
+    def __enter__(self):
+        if self.dsn:
+            self.thread = threading.Thread(target=self._run, daemon=True)
+            self.thread.start()
+        return self
+
+    def _run(self):
+        import psycopg
+
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            while not self.stop.wait(0.25):
+                rows = conn.execute(
+                    "SELECT CASE WHEN state = 'active' THEN coalesce('waiting ' || wait_event_type || ':' || wait_event, "
+                    "'active on CPU') ELSE state END FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND state IN ('active', 'idle in transaction') AND pid <> pg_backend_pid()").fetchall()
+                self.samples += 1
+                for (what,) in rows:
+                    self.counts[what] = self.counts.get(what, 0) + 1
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        if self.dsn:
+            self.thread.join()
+        return False
+
+    def summary(self) -> dict:
+        """Mean number of backends in each state."""
+        return {what: round(n / max(1, self.samples), 2) for what, n in sorted(self.counts.items(), key=lambda kv: -kv[1])}
+
+
 # --- HTTP/1.1 load generator ----------------------------------------------------------------------
 
 class Connection:
@@ -456,13 +496,13 @@ class Sales:
 
 
 def run_phase(name, port, connections, duration, max_requests, make_request, check, gunicorn_pid, postmaster_pid,
-              items_per_request: int = 1, warmup: float = 2.0, before_measure=None) -> dict:
+              items_per_request: int = 1, warmup: float = 2.0, before_measure=None, dsn: str | None = None) -> dict:
     quiet = wait_for_quiet()
     if warmup:
         asyncio.run(drive(port, connections, warmup, 10**6, make_request, check))
     if before_measure is not None:
         before_measure()
-    with CpuMeter(gunicorn_pid, postmaster_pid) as cpu:
+    with CpuMeter(gunicorn_pid, postmaster_pid) as cpu, WaitSampler(dsn) as waits:
         raw = asyncio.run(drive(port, connections, duration, max_requests, make_request, check))
     ok_requests = sum(n for status, n in raw["statuses"].items()) - raw["failures"]
     result = {
@@ -473,6 +513,7 @@ def run_phase(name, port, connections, duration, max_requests, make_request, che
         "items_per_s": round(max(ok_requests, 0) * items_per_request / raw["wall"], 1),
         **latency_summary(raw["latencies"]),
         "cpu_cores": cpu.cores, "machine_before_phase": quiet, "first_errors": raw["errors"],
+        "pg_active_backends": waits.summary(),
     }
     add_cpu_per_item(result, max(ok_requests, 0) * items_per_request)
     return result
@@ -541,7 +582,7 @@ class PySpy:
         return f"{name} ({'/'.join(where.split('/')[-2:])})" + (" [app]" if app else "")
 
 
-def single_phases(args, server: Gunicorn, key: str, sales: Sales, pg: dict) -> list[dict]:
+def single_phases(args, server: Gunicorn, key: str, sales: Sales, pg: dict, dsn: str) -> list[dict]:
     port, results = server.port, []
     unknown = "1000000000"  # valid length, fails the Damm check digit; so no member, ever: 404 after auth
     noop_raw = http_request("GET", f"/api/v1/members/{unknown}", key, port)
@@ -563,7 +604,8 @@ def single_phases(args, server: Gunicorn, key: str, sales: Sales, pg: dict) -> l
 
     results.append(run_phase(
         "sale: POST /transactions", port, args.connections, args.duration, args.max_requests,
-        sale_request, lambda status, body: status == 201, server.process.pid, pg["pid"], before_measure=start_spy))
+        sale_request, lambda status, body: status == 201, server.process.pid, pg["pid"], before_measure=start_spy,
+        dsn=dsn))
     if spy is not None:
         results[-1]["py_spy"] = summary = spy.summary()
         print(f"  py-spy of the gunicorn workers during the sale phase: {summary.get('samples')} samples, "
@@ -577,7 +619,7 @@ def single_phases(args, server: Gunicorn, key: str, sales: Sales, pg: dict) -> l
     return results
 
 
-def batch_phase(args, server: Gunicorn, key: str, sales: Sales, pg: dict) -> tuple[dict, str]:
+def batch_phase(args, server: Gunicorn, key: str, sales: Sales, pg: dict, dsn: str) -> tuple[dict, str]:
     prefix = f"B{server.spec.replace(':', '').replace('x', 't')}"
     port = server.port
     item_statuses: dict[int, int] = {}
@@ -596,7 +638,7 @@ def batch_phase(args, server: Gunicorn, key: str, sales: Sales, pg: dict) -> tup
 
     result = run_phase(f"batch: POST /transactions/batch ({args.batch_size}/call)", port, args.batch_connections,
                        args.batch_duration, args.batch_max_calls, batch_request, check, server.process.pid,
-                       pg["pid"], items_per_request=args.batch_size, warmup=0)
+                       pg["pid"], items_per_request=args.batch_size, warmup=0, dsn=dsn)
     result["item_statuses"] = {str(k): v for k, v in sorted(item_statuses.items())}
     result["items_per_s"] = round(item_statuses.get(201, 0) / result["seconds"], 1)
     result["sales_posted"] = item_statuses.get(201, 0)
@@ -718,6 +760,7 @@ def main() -> int:
     parser.add_argument("--batch-max-calls", type=int, default=200)
     parser.add_argument("--durable", action="store_true", help="PostgreSQL with fsync/synchronous_commit on")
     parser.add_argument("--no-batch", action="store_true")
+    parser.add_argument("--no-single", action="store_true", help="skip the no-op and single-sale phases")
     parser.add_argument("--py-spy", action="store_true",
                         help="sample the gunicorn workers with py-spy during the sale phase (needs py-spy)")
     parser.add_argument("--wait-quiet", type=float, default=120, metavar="SECONDS",
@@ -748,17 +791,22 @@ def main() -> int:
             server = Gunicorn(spec, db_url(pg, database), free_port())
             print(f"\n== gunicorn {spec} (database {database}) ==", flush=True)
             try:
-                phase_results = single_phases(args, server, key, sales, pg)
-                noop, sale = phase_results
-                for r in phase_results:
-                    r["server"] = spec
-                    print_table([r])
-                ratio = {"server": spec, "sale_vs_noop_rps": round(sale["requests_per_s"] / noop["requests_per_s"], 3)
-                         if noop["requests_per_s"] else None}
+                phase_results, ratio = [], {"server": spec}
+                noop = sale = {}
+                if not args.no_single:
+                    phase_results = single_phases(args, server, key, sales, pg, db_dsn(pg, database))
+                    noop, sale = phase_results
+                    for r in phase_results:
+                        r["server"] = spec
+                        print_table([r])
+                        print(f"  PostgreSQL backends (mean number per state): {r['pg_active_backends']}")
+                    ratio["sale_vs_noop_rps"] = round(sale["requests_per_s"] / noop["requests_per_s"], 3) \
+                        if noop["requests_per_s"] else None
                 if not args.no_batch:
-                    batch, prefix = batch_phase(args, server, key, sales, pg)
+                    batch, prefix = batch_phase(args, server, key, sales, pg, db_dsn(pg, database))
                     batch["server"] = spec
                     print_table([batch])
+                    print(f"  PostgreSQL backends (mean number per state): {batch['pg_active_backends']}")
                     phase_results.append(batch)
                     if batch["sales_posted"]:
                         for full in (False, True):
@@ -770,11 +818,11 @@ def main() -> int:
                         ratio["batch_vs_copy_transactions"] = round(batch["items_per_s"] / copy_tx["items_per_s"], 4)
                         ratio["batch_vs_copy_all_rows"] = round(batch["items_per_s"] / copy_all["items_per_s"], 4)
                 ratio.update({
-                    "single_sales_per_s": sale["items_per_s"], "single_p99_ms": sale.get("p99_ms"),
-                    "noop_per_s": noop["items_per_s"], "noop_p99_ms": noop.get("p99_ms"),
-                    "batch_sales_per_s": phase_results[2]["items_per_s"] if not args.no_batch else None,
+                    "single_sales_per_s": sale.get("items_per_s", 0), "single_p99_ms": sale.get("p99_ms"),
+                    "noop_per_s": noop.get("items_per_s", 0), "noop_p99_ms": noop.get("p99_ms"),
+                    "batch_sales_per_s": batch["items_per_s"] if not args.no_batch else None,
                     "single_capacity_2_cores": sale.get("capacity_2_cores"),
-                    "batch_capacity_2_cores": phase_results[2].get("capacity_2_cores") if not args.no_batch else None,
+                    "batch_capacity_2_cores": batch.get("capacity_2_cores") if not args.no_batch else None,
                     "other_load_cores": [r["cpu_cores"]["other"] for r in phase_results if "cpu_cores" in r],
                 })
                 print("  ratios:", {k: v for k, v in ratio.items() if k.endswith("vs_noop_rps") or "copy" in k})
@@ -801,7 +849,7 @@ def main() -> int:
         row["goal_met"] = single >= 1000 and p99 <= 100 and batch >= 20000
         floor_ok, goal_ok = floor_ok or row["floor_met"], goal_ok or row["goal_met"]
         print(f"{row['server']:<12} single {single:>8.1f} sales/s p99 {p99:>7.1f} ms | no-op {row['noop_per_s']:>8.1f}/s "
-              f"| sale/no-op {row['sale_vs_noop_rps']} | batch {batch:>8.1f} sales/s | "
+              f"| sale/no-op {row.get('sale_vs_noop_rps')} | batch {batch:>8.1f} sales/s | "
               f"batch/COPY(tx) {row.get('batch_vs_copy_transactions')} batch/COPY(all) {row.get('batch_vs_copy_all_rows')} "
               f"| floor {'MET' if row['floor_met'] else 'not met'} goal {'MET' if row['goal_met'] else 'not met'}")
         print(f"{'':<12} CPU-based capacity with 2 free cores: single {row['single_capacity_2_cores']} sales/s, "

@@ -403,7 +403,7 @@ def main() -> int:
             db.session.rollback()
             report["churn_phases"] = {"load_event_log_s": load_s, "events": int(len(history.days)),
                                       "fit_and_score_s": model_s, "model": scores.model}
-            print(f"  churn phases: one COPY of {len(history.days):,} purchases {load_s:.2f} s, "
+            print(f"  churn phases: one query for {len(history.days):,} purchases {load_s:.2f} s, "
                   f"fit + score + explain {model_s:.2f} s")
             stored = dict(db.session.execute(
                 sa.select(Member.id, Member.rfm_code).where(Member.rfm_code.is_not(None))).all())

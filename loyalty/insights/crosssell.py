@@ -44,7 +44,8 @@ def rules_select(level: str, since: datetime, until: datetime, min_together: int
         .where(item.is_not(None), *_purchase_conditions(sales, since, until))
         .cte("baskets")
     )
-    item_counts = sa.select(baskets.c.item, sa.func.count().label("baskets")).group_by(baskets.c.item).cte("item_counts")
+    item_counts = (sa.select(baskets.c.item, sa.func.count().label("baskets"))
+                   .group_by(baskets.c.item).cte("item_counts"))
     total = sa.select(sa.func.count(sa.distinct(baskets.c.transaction_id)).label("baskets")).cte("total")
     first, second = baskets.alias("first_item"), baskets.alias("second_item")
     pairs = (

@@ -78,11 +78,14 @@ def overview(session: Session, program: Program, now: datetime, settings: Insigh
         sa.select(sa.func.coalesce(sa.func.sum(PointsLot.remaining), 0))
         .where(PointsLot.remaining > 0, PointsLot.expires_at > now))
     settings_row = program.settings
+
+    def points_of(*kinds):
+        return sa.func.coalesce(sa.func.sum(PointsEntry.points).filter(PointsEntry.kind.in_(kinds)), 0)
+
+    # Issued: earned and bonus points net of reversals; redeemed: spent net of refunds' restorations.
     issued, redeemed = session.execute(
-        sa.select(
-            sa.func.coalesce(sa.func.sum(PointsEntry.points).filter(PointsEntry.kind.in_(("earn", "bonus", "reverse"))), 0),
-            -sa.func.coalesce(sa.func.sum(PointsEntry.points).filter(PointsEntry.kind.in_(("redeem", "restore"))), 0),
-        ).where(PointsEntry.occurred_at >= year_ago, PointsEntry.occurred_at <= now)
+        sa.select(points_of("earn", "bonus", "reverse"), -points_of("redeem", "restore"))
+        .where(PointsEntry.occurred_at >= year_ago, PointsEntry.occurred_at <= now)
     ).one()
     return {
         "members": members,

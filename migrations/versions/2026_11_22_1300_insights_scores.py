@@ -58,8 +58,6 @@ def upgrade():
         sa.Column("f", sa.SmallInteger(), nullable=True),
         sa.Column("m", sa.SmallInteger(), nullable=True),
         sa.Column("segment", sa.String(length=32), nullable=False),
-        sa.ForeignKeyConstraint(["snapshot_id"], ["rfm_snapshots.id"], ondelete="CASCADE",
-                                name=op.f("fk_rfm_snapshot_members_snapshot_id_rfm_snapshots")),
         sa.PrimaryKeyConstraint("snapshot_id", "member_id", name=op.f("pk_rfm_snapshot_members")),
     )
     op.create_table(

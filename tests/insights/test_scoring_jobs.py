@@ -13,7 +13,7 @@ from purchases import buy, refund
 
 from loyalty.extensions import db
 from loyalty.insights import churn, tasks
-from loyalty.insights.churn_models import as_day
+from loyalty.insights.churn_models import as_day, explain
 from loyalty.insights.models import AssociationRule, JobRun, RfmSnapshot
 from loyalty.jobs import PERIODIC_JOBS, QUEUES
 from loyalty.members.models import Member
@@ -239,3 +239,14 @@ def test_rescore_now_queues_one_job_on_the_scoring_queue(app, factory, pos):
         assert job.id == tasks.RESCORE_JOB_ID and queue.count == 1
         SimpleWorker([queue], connection=redis_connection()).work(burst=True)
         assert [run.status for run in db.session.scalars(sa.select(JobRun).order_by(JobRun.id))] == ["succeeded"] * 3
+
+
+def test_bulk_explanations_read_exactly_as_churn_models_explain():
+    chance = np.random.default_rng(11)
+    recency = chance.integers(0, 900, 500).astype(float)
+    frequency = chance.integers(1, 30, 500)
+    gaps = np.where(chance.random(500) < 0.3, np.nan, chance.random(500) * 200)
+    gaps[:4] = [0.5, 1.5, 1.0, 2.5]  # halves round to even in both
+
+    assert churn.explain_all(recency, frequency, gaps) == [
+        explain(r, f, None if np.isnan(g) else g) for r, f, g in zip(recency, frequency, gaps, strict=True)]
