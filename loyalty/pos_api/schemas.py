@@ -41,7 +41,12 @@ class UTCDateTime(fields.AwareDateTime):
     """RFC 3339 with an offset in, UTC `...Z` out."""
 
     def _deserialize(self, value, attr, data, **kwargs):
-        return super()._deserialize(value, attr, data, **kwargs).astimezone(UTC)
+        parsed = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:
+            # Valid RFC 3339 at the edge of the calendar (0001-01-01T00:00:00+00:01) with no UTC equivalent.
+            raise ma.ValidationError("Out of the range of dates.") from None
 
     def _serialize(self, value, attr, obj, **kwargs):
         if value is None:
