@@ -158,13 +158,14 @@ def score_rfm(session: Session, as_of: datetime, window_days: int = 365, keep_da
     """Score every member as of `as_of` and keep the result as the snapshot of that UTC day.
 
     Set-based from start to end: one INSERT ... SELECT computes the scores into the snapshot, one
-    UPDATE ... FROM copies them onto the members. Running it twice on a day replaces that day's
-    snapshot, so it is safe to repeat. Flushes, never commits.
+    UPDATE ... FROM copies them onto the members (UPDATE ... FROM needs SQLite 3.33 or later; window
+    functions 3.25). Running it twice on a day replaces that day's snapshot, so it is safe to repeat.
+    Flushes, never commits.
     """
+    session.flush()
     _one_scoring_at_a_time(session, "rfm")
     taken_on = as_of.astimezone(UTC).date()
     snapshots, entries, members = RfmSnapshot.__table__, RfmSnapshotMember.__table__, Member.__table__
-    session.flush()
     _delete_snapshots(session, session.scalars(sa.select(RfmSnapshot.id).where(RfmSnapshot.taken_on == taken_on)))
     snapshot_id = session.execute(
         sa.insert(snapshots).values(taken_on=taken_on, as_of=as_of, window_days=window_days)
@@ -175,9 +176,7 @@ def score_rfm(session: Session, as_of: datetime, window_days: int = 365, keep_da
     columns = ["member_id", "recency_days", "frequency", "monetary", "r", "f", "m", "segment"]
     session.execute(sa.insert(entries).from_select(
         ["snapshot_id", *columns],
-        # In key order, so the primary key index grows at its right edge instead of everywhere.
-        sa.select(sa.literal(snapshot_id, type_=sa.BigInteger), *(scores.c[name] for name in columns))
-        .order_by(scores.c.member_id),
+        sa.select(sa.literal(snapshot_id, type_=sa.BigInteger), *(scores.c[name] for name in columns)),
     ))
     session.execute(
         sa.update(members)
