@@ -111,6 +111,10 @@ def register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(marketing)
 
+    from loyalty.campaigns.views import marketing_offers
+
+    app.register_blueprint(marketing_offers)
+
 
 def register_errorhandlers(app: Flask) -> None:
     from loyalty.pos_api.problems import register_problem_handlers

@@ -47,6 +47,18 @@ def create_batch(session: Session, offer: Offer, *, now: datetime, count: int | 
     return batch
 
 
+def active_member_ids_in_tier(session: Session, tier_id: int) -> list[int]:
+    """Whom a "one coupon for each member of this tier" batch is for: the tier's active members, by id."""
+    return list(session.scalars(
+        sa.select(Member.id).where(Member.tier_id == tier_id, Member.status == "active").order_by(Member.id)))
+
+
+def offer_batches(session: Session, offer: Offer, *, limit: int = 20) -> list[CouponBatch]:
+    """The offer's latest batches, newest first."""
+    return list(session.scalars(
+        sa.select(CouponBatch).where(CouponBatch.offer_id == offer.id).order_by(CouponBatch.id.desc()).limit(limit)))
+
+
 def get_batch(session: Session, batch_id: int) -> CouponBatch:
     batch = session.get(CouponBatch, batch_id)
     if batch is None:

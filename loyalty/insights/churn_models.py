@@ -124,8 +124,8 @@ def take_snapshot(log: EventLog, as_of) -> Snapshot:
     days = log.days[known]
     first_known_day = int(days.min()) if days.size else 0
     stride = as_of - first_known_day + 1
-    # One sortable (customer, day) key turns distinct visits and first/last days into one np.unique.
-    visits = np.unique(customer.astype(np.int64) * stride + (days - first_known_day))
+    # One sortable (customer, day) key turns distinct visits and first/last days into one sort.
+    visits = _sorted_unique(customer.astype(np.int64) * stride + (days - first_known_day))
     visit_owner = visits // stride
     everyone = np.arange(len(customer_ids))
     first_visit = np.searchsorted(visit_owner, everyone, side="left")
@@ -138,6 +138,13 @@ def take_snapshot(log: EventLog, as_of) -> Snapshot:
         purchase_days=last_visit - first_visit + 1,
         total_spend=np.bincount(customer, log.amounts[known], minlength=len(customer_ids)),
     )
+
+
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    """np.unique(values) by sorting. numpy 2.3+ answers a plain np.unique by hashing, which on ten
+    million int64 keys took 12.6 s of CPU here against 0.6 s for sort-and-compare."""
+    ordered = np.sort(values)
+    return ordered[np.r_[True, ordered[1:] != ordered[:-1]]] if ordered.size else ordered
 
 
 def churned_within(log: EventLog, snapshot: Snapshot, horizon_days: int) -> np.ndarray:

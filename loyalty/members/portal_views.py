@@ -6,6 +6,7 @@ a member id, and the one that takes a transaction id answers 404 for anybody els
 form, call a service, commit and redirect; the rules live in `portal_services` and `services`.
 """
 
+import base64
 import smtplib
 
 from flask import (Blueprint, Response, abort, current_app, flash, jsonify, redirect, render_template, request,
@@ -19,6 +20,8 @@ from loyalty.auth.access import MemberIdentity, current_member, member_required
 from loyalty.auth.forms import PASSWORD_MIN_LENGTH, LoginForm
 from loyalty.auth.services import check_password
 from loyalty.auth.views import safe_next_url
+from loyalty.campaigns.display import coupon_card
+from loyalty.campaigns.services import usable_coupons
 from loyalty.clock import utcnow
 from loyalty.errors import DomainError, DuplicateMember, NotFound, ValidationFailed
 from loyalty.extensions import db
@@ -37,6 +40,8 @@ portal = Blueprint("portal", __name__, url_prefix="/portal")
 # The default tiers' names, translated; a tier the marketer named shows as named.
 TIER_NAMES = {"Bronze": _l("Bronze"), "Silver": _l("Silver"), "Gold": _l("Gold")}
 NO_STORE = {"Cache-Control": "no-store"}
+# Coupons shown in the wallet (the oldest issued, if a member ever holds more).
+WALLET_SIZE = 100
 
 
 # How a consent change reached us, as the member reads it.
@@ -164,6 +169,24 @@ def card_svg():
 def card_png():
     token = current_card_token(current_member(), utcnow()).token
     return Response(qr_png(token), mimetype="image/png", headers=NO_STORE)
+
+
+@portal.route("/coupons")
+@member_required
+def coupons():
+    """The member's wallet: each coupon they can use now, with its code (text and QR), conditions and
+    expiry. The QR images are in the page itself, so a wallet opened before walking into a shop with
+    no signal still shows them all."""
+    member, now = current_member(), utcnow()
+    currency = load_program(db.session).settings.currency
+    usable, _next_cursor = usable_coupons(db.session, member, now, limit=WALLET_SIZE)
+    cards = sorted((coupon_card(coupon, currency) for coupon in usable),
+                   key=lambda card: (card.expires_at is None, card.expires_at or now))
+    return render_template("portal/coupons.html", cards=[(card, _qr_data_uri(card.code)) for card in cards])
+
+
+def _qr_data_uri(text: str) -> str:
+    return "data:image/svg+xml;base64," + base64.b64encode(qr_svg(text)).decode("ascii")
 
 
 @portal.route("/history")

@@ -12,12 +12,16 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 from sqlalchemy.exc import IntegrityError
+from wtforms import SelectChoice
 
 from loyalty.auth.access import current_staff, staff_required
 from loyalty.campaigns import codes
+from loyalty.campaigns.display import coupon_card
+from loyalty.campaigns.services import find_coupon
 from loyalty.clock import utcnow
 from loyalty.errors import (
     CardTokenExpired,
+    CouponInvalid,
     DomainError,
     DuplicateMember,
     IdempotencyConflict,
@@ -41,6 +45,20 @@ staff = Blueprint("staff", __name__, url_prefix="/staff")
 COUNTER_ROLES = ("cashier", "admin")
 ROLE_LABELS = {"admin": _l("admin"), "marketer": _l("marketer"), "cashier": _l("cashier")}
 CHURN_BANDS = {"low": _l("low"), "medium": _l("medium"), "high": _l("high")}
+# campaigns.redemption's coupon-invalid reasons, as the cashier reads them.
+COUPON_REFUSALS = {
+    "unknown": _l("Coupon %(code)s is not a valid code. Check it for a typo."),
+    "used": _l("Coupon %(code)s has already been used."),
+    "limit-reached": _l("Coupon %(code)s has reached its limit of uses."),
+    "expired": _l("Coupon %(code)s has expired or was withdrawn."),
+    "not-yet-valid": _l("Coupon %(code)s cannot be used yet."),
+    "not-this-member": _l("Coupon %(code)s belongs to another member."),
+    "tier": _l("Coupon %(code)s is not for this member's tier."),
+    "budget-exhausted": _l("The offer of coupon %(code)s has run out."),
+    "min-spend": _l("Coupon %(code)s needs a bigger basket."),
+    "conditions": _l("Coupon %(code)s does not apply to this sale: it needs certain products, or cannot be "
+                     "combined with other coupons."),
+}
 
 
 @staff.context_processor
@@ -74,8 +92,12 @@ def describe(error: DomainError) -> str:
         return _("A member with this email or phone number already exists.")
     if isinstance(error, IdempotencyConflict):
         return _("This form was already used for a different sale. Start a new sale.")
+    if isinstance(error, CouponInvalid):
+        return coupon_refusal(error)
     if isinstance(error, ValidationFailed):
         fields = set(error.errors or {})
+        if "subtotal" in fields:
+            return _("Enter the basket before discounts in yuan, like 128.50, and not less than the amount paid.")
         if "amount" in fields:
             return _("Enter the amount in yuan, like 128.50 (at most two decimals).")
         if "phone" in fields:
@@ -88,6 +110,18 @@ def describe(error: DomainError) -> str:
             return _("Write a note first (at most 2,000 characters).")
         return _("Please check the form: %(detail)s", detail=error.detail)
     return _("Not possible: %(detail)s", detail=error.detail)
+
+
+def coupon_refusal(error: CouponInvalid) -> str:
+    """Why the till refused a coupon (campaigns.redemption's reasons), said so a cashier can tell the member."""
+    code = error.code or ""
+    if error.reason == "min-spend":
+        coupon = find_coupon(db.session, code)
+        if coupon is not None:
+            return _("Coupon %(code)s needs a basket of at least ¥%(amount)s before discounts.",
+                     code=code, amount=services.fen_to_yuan(coupon.offer.min_spend))
+    message = COUPON_REFUSALS.get(error.reason)
+    return str(message) % {"code": code} if message else _("Coupon refused: %(detail)s", detail=error.detail)
 
 
 # --- scan ----------------------------------------------------------------------------------------
@@ -225,6 +259,9 @@ def sale(member_no: str):
                 amount=services.fen_to_yuan(recorded.transaction.amount),
                 earned=recorded.transaction.points_earned, redeemed=recorded.transaction.points_redeemed),
               "success")
+        for coupon in recorded.coupons:
+            flash(_("Coupon %(code)s redeemed: ¥%(discount)s off.", code=coupon["code"],
+                    discount=services.fen_to_yuan(coupon["discount"])), "success")
     return redirect(url_for("staff.member", member_no=member_no))
 
 
@@ -232,12 +269,13 @@ def _record_sale(member: Member, form: SaleForm) -> services.HandSale:
     """Record and commit. Two submits racing past the replay check collide on the unique external id;
     the loser rolls back and, on its retry, finds the winner's sale and replays it."""
     amount = services.yuan_to_fen(form.amount.data)
+    subtotal = _subtotal_fen(form.subtotal.data)
     for attempt in range(2):
         try:
             recorded = services.record_hand_sale(
                 db.session, load_program(db.session), staff=current_staff(), member=member,
                 external_id=form.external_id.data, amount=amount, points_redeemed=form.points_redeemed.data or 0,
-                now=utcnow())
+                now=utcnow(), subtotal=subtotal, coupons=form.coupon_codes())
             db.session.commit()
             return recorded
         except IntegrityError:
@@ -247,11 +285,24 @@ def _record_sale(member: Member, form: SaleForm) -> services.HandSale:
     raise AssertionError("unreachable")
 
 
+def _subtotal_fen(typed: str | None) -> int | None:
+    if not (typed or "").strip():
+        return None
+    try:
+        return services.yuan_to_fen(typed)
+    except ValidationFailed as error:
+        raise ValidationFailed(error.detail, errors={"subtotal": ["Enter an amount like 128.50."]}) from None
+
+
 def _sale_page(member: Member, form: SaleForm, error: str | None = None, status: int = 200):
+    now = utcnow()
     settings = load_program(db.session).settings
-    points = load_wallet(db.session, member).summary(utcnow())
+    points = load_wallet(db.session, member).summary(now)
+    wallet = [coupon_card(coupon, settings.currency) for coupon in services.member_coupons(db.session, member, now)]
+    form.coupon.choices = [SelectChoice("", _("No coupon"))] + [
+        SelectChoice(card.code, f"{card.code} · {card.offer_name} · {card.benefit}") for card in wallet]
     return render_template("staff/sale.html", member=member, points=points, settings=settings, form=form,
-                           error=error), status
+                           wallet=wallet, error=error), status
 
 
 # --- enrol at the counter ------------------------------------------------------------------------

@@ -121,7 +121,8 @@ def test_concurrent_redemptions_never_overdraw(app, factory, pos):
     assert after["available"] >= 0
     assert watcher.seen and all(points["available"] >= 0 and points["balance"] >= 0 for points in watcher.seen)
     with app.app_context():
-        redeemed = db.session.scalar(sa.select(sa.func.sum(PointsEntry.points)).where(PointsEntry.kind == "redeem"))
+        redeemed = db.session.scalar(sa.select(sa.func.sum(PointsEntry.points))
+                                     .where(PointsEntry.kind == "redeem"))
         db.session.remove()
     assert redeemed == -successes * 100
     assert_ledger_ok(app)
@@ -184,7 +185,8 @@ def test_concurrent_partial_refunds_stay_within_the_sale(app, factory, pos, with
     assert shown["refunded_amount"] == 9_800 <= shown["amount"]
     assert sum(refund["amount"] for refund in shown["refunds"]) == 9_800
     succeeded = [answer.body for answer in answers if answer.status == 201]
-    assert sum(body["points_reversed"] for body in succeeded) == shown["points_reversed"] == earned * 9_800 // 10_000
+    assert sum(body["points_reversed"] for body in succeeded) == shown["points_reversed"] == (
+        earned * 9_800 // 10_000)
     assert sum(body["points_restored"] for body in succeeded) == shown["points_restored"] == (
         restored_in_full * 9_800 // 10_000)
     assert_ledger_ok(app)

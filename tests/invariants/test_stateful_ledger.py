@@ -19,7 +19,14 @@ from datetime import UTC, datetime, timedelta, timezone
 import sqlalchemy as sa
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from loyalty.extensions import db
 from loyalty.members.models import Member
@@ -182,8 +189,8 @@ class LedgerMachine(RuleBasedStateMachine):
         return touched
 
     def expect_sale(self, member: ModelMember | None, amount: int, redeem: int, occurred_at: datetime) -> dict:
-        """Apply a sale to the model; returns the fields the API must answer with (or raises nothing and
-        returns {"refused": slug} when the API must refuse it)."""
+        """Take a sale's redemption in the model; returns what it earns and the expiry dates it spent,
+        or {"refused": slug} when the API must refuse the sale (and the model stays as it was)."""
         if redeem and member is None:
             return {"refused": "validation-error"}
         if member is None:
@@ -206,7 +213,8 @@ class LedgerMachine(RuleBasedStateMachine):
         if occurred_at > window_start:
             qualifying = member.qualifying_since(window_start)
             # Reversals inside the window can outweigh earnings that have left it: below zero is the entry tier.
-            reached = max((index for index, (_, threshold, _) in enumerate(TIERS) if qualifying >= threshold), default=0)
+            reached = max((index for index, (_, threshold, _) in enumerate(TIERS) if qualifying >= threshold),
+                          default=0)
             member.tier = max(member.tier, reached)
 
     def post_sale(self, member: ModelMember | None, amount: int, redeem: int, backdate_days: int = 0):
@@ -252,8 +260,10 @@ class LedgerMachine(RuleBasedStateMachine):
         reversed_now = sale.earned * refunded // sale.amount - sale.reversed
         qualifying_now = sale.base * refunded // sale.amount - sale.qualifying_reversed
         restored_now = sale.redeemed * refunded // sale.amount - sale.restored
-        sale.refunded, sale.reversed, sale.restored = refunded, sale.reversed + reversed_now, sale.restored + restored_now
+        sale.refunded = refunded
+        sale.reversed += reversed_now
         sale.qualifying_reversed += qualifying_now
+        sale.restored += restored_now
         member = sale.member
         if member is not None:
             if reversed_now or qualifying_now:
@@ -452,6 +462,6 @@ def test_ledger_state_machine(app, clock, factory):
     """Random sequences of sales, redemptions, refunds, expiry runs and replays keep the ledger whole."""
     run_state_machine_as_test(
         lambda: LedgerMachine(app, clock, factory),
-        settings=settings(max_examples=20, stateful_step_count=30, deadline=None,
+        settings=settings(max_examples=40, stateful_step_count=30, deadline=None,
                           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]),
     )

@@ -1,0 +1,238 @@
+"""The marketing console's offer forms (Flask-WTF: each carries a CSRF token).
+
+Marketers type money in yuan and dates in their store's time zone; `offer_fields()` turns a validated
+form into what campaigns.services takes (integer fen, timezone-aware UTC, lists). Amounts go through
+the staff console's `yuan_to_fen`, so a typed amount is parsed the same exact way everywhere. The
+rules of each offer kind are the API schema's (campaigns.schemas), with messages in the reader's
+language.
+"""
+
+import re
+from datetime import UTC, datetime
+
+from flask_babel import lazy_gettext as _l
+from flask_babel import to_user_timezone, to_utc
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, IntegerField, RadioField, SelectChoice, SelectField, SelectMultipleField, StringField
+from wtforms.fields import DateTimeLocalField
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from loyalty.campaigns.batches import MAX_BATCH
+from loyalty.campaigns.display import KIND_LABELS
+from loyalty.campaigns.models import MONEY_KINDS, Offer
+from loyalty.campaigns.schemas import VALUE_RANGES
+from loyalty.errors import ValidationFailed
+from loyalty.members.staff_services import fen_to_yuan, yuan_to_fen
+
+# SKUs and categories are typed as a list: commas (also the Chinese ones) or spaces between them.
+LIST_SEPARATORS = re.compile(r"[\s,，、;；]+")
+LIST_ITEM_MAX = 64
+LIST_MAX_ITEMS = 500
+DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
+MONEY_FIELDS = ("min_spend", "max_discount", "budget_amount")
+BAD_AMOUNT = _l("Enter an amount in yuan, like 128.50 (at most two decimals).")
+VALUE_HINTS = {
+    "amount_off": _l("Yuan off, like 10.00"),
+    "percent_off": _l("Percent off, 1 to 100"),
+    "bonus_points": _l("Points added to the sale"),
+    "points_multiplier": _l("Percent of the sale's points, 101 to 10000 (200 = double)"),
+    "free_item": _l("Leave empty: the first line with one of the SKUs is free"),
+}
+
+
+class MultiCheckboxField(SelectMultipleField):
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+class OfferForm(FlaskForm):
+    """What may change once an offer exists (campaigns.services.EDITABLE_FIELDS)."""
+
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
+    min_spend = StringField(_l("Minimum spend (yuan)"), validators=[Optional(), Length(max=20)])
+    max_discount = StringField(_l("Largest discount (yuan)"), validators=[Optional(), Length(max=20)])
+    skus = StringField(_l("SKUs"), validators=[Optional(), Length(max=20_000)])
+    categories = StringField(_l("Categories"), validators=[Optional(), Length(max=20_000)])
+    valid_from = DateTimeLocalField(_l("Valid from"), format=DATETIME_FORMAT, validators=[Optional()])
+    valid_until = DateTimeLocalField(_l("Valid until"), format=DATETIME_FORMAT, validators=[Optional()])
+    valid_days = IntegerField(_l("Days a coupon lasts after issue"),
+                              validators=[Optional(), NumberRange(min=1, max=3650)])
+    tiers = MultiCheckboxField(_l("Tiers"), choices=[], validate_choice=True)
+    per_member_limit = IntegerField(_l("Uses per member"), validators=[Optional(), NumberRange(min=1, max=1_000_000)])
+    budget_count = IntegerField(_l("Budget: redemptions in all"), validators=[Optional(), NumberRange(min=1, max=10**12)])
+    budget_amount = StringField(_l("Budget: discount money in all (yuan)"), validators=[Optional(), Length(max=20)])
+    stackable = BooleanField(_l("Can be combined with other coupons"))
+
+    def __init__(self, *args, tiers: list = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tiers.choices = [SelectChoice(tier.code, f"{tier.name} ({tier.code})") for tier in tiers]
+        self._parsed: dict = {}
+
+    def offer_kind(self) -> str:
+        raise NotImplementedError
+
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        parsed = {"name": (self.name.data or "").strip()}
+        for name in MONEY_FIELDS:
+            parsed[name] = self._money(getattr(self, name), minimum=0 if name == "min_spend" else 1)
+        parsed["min_spend"] = parsed["min_spend"] or 0
+        parsed["skus"] = self._names(self.skus)
+        parsed["categories"] = self._names(self.categories)
+        parsed["valid_from"] = _utc(self.valid_from.data)
+        parsed["valid_until"] = _utc(self.valid_until.data)
+        parsed["valid_days"] = self.valid_days.data
+        parsed["tiers"] = list(self.tiers.data or [])
+        parsed["per_member_limit"] = self.per_member_limit.data
+        parsed["budget_count"] = self.budget_count.data
+        parsed["stackable"] = bool(self.stackable.data)
+        self._parsed = parsed
+        self._check_kind_rules(self.offer_kind(), parsed)
+        if parsed["valid_from"] and parsed["valid_until"] and parsed["valid_until"] <= parsed["valid_from"]:
+            self.valid_until.errors.append(_l("Must be after the start."))
+        return valid and not self.errors
+
+    def offer_fields(self) -> dict:
+        """The validated form as campaigns.services takes it."""
+        return dict(self._parsed)
+
+    def _check_kind_rules(self, kind: str, parsed: dict) -> None:
+        if kind == "free_item":
+            if not parsed["skus"]:
+                self.skus.errors.append(_l("A free item needs the SKUs it makes free."))
+            if parsed["categories"]:
+                self.categories.errors.append(_l("A free item names its products by SKU, not category."))
+        if kind not in MONEY_KINDS:
+            for name in ("max_discount", "budget_amount"):
+                if parsed[name] is not None:
+                    getattr(self, name).errors.append(_l("Only for money discounts."))
+
+    def _money(self, field, *, minimum: int) -> int | None:
+        if not (field.data or "").strip():
+            return None
+        try:
+            fen = yuan_to_fen(field.data)
+        except ValidationFailed:
+            field.errors.append(BAD_AMOUNT)
+            return None
+        if fen < minimum:
+            field.errors.append(_l("Must be more than zero."))
+            return None
+        return fen
+
+    def _names(self, field) -> list[str]:
+        names = list(dict.fromkeys(name for name in LIST_SEPARATORS.split(field.data or "") if name))
+        if any(len(name) > LIST_ITEM_MAX for name in names) or len(names) > LIST_MAX_ITEMS:
+            field.errors.append(_l("At most %(count)s, each at most %(length)s characters.",
+                                   count=LIST_MAX_ITEMS, length=LIST_ITEM_MAX))
+        return names
+
+    def fill_from(self, offer: Offer) -> None:
+        """Show an offer's stored values as the marketer types them."""
+        self.name.data = offer.name
+        for name in MONEY_FIELDS:
+            value = getattr(offer, name)
+            getattr(self, name).data = _yuan_input(value) if value else ""
+        self.skus.data = ", ".join(offer.skus or [])
+        self.categories.data = ", ".join(offer.categories or [])
+        self.valid_from.data = _local(offer.valid_from)
+        self.valid_until.data = _local(offer.valid_until)
+        self.valid_days.data = offer.valid_days
+        self.tiers.data = list(offer.tiers or [])
+        self.per_member_limit.data = offer.per_member_limit
+        self.budget_count.data = offer.budget_count
+        self.stackable.data = offer.stackable
+
+
+class NewOfferForm(OfferForm):
+    """A new offer also chooses its kind and value, which are fixed from then on."""
+
+    kind = SelectField(_l("Kind"), choices=[SelectChoice(kind, label) for kind, label in KIND_LABELS.items()],
+                       validators=[DataRequired()])
+    value = StringField(_l("Value"), validators=[Optional(), Length(max=20)])
+
+    def offer_kind(self) -> str:
+        return self.kind.data
+
+    def _check_kind_rules(self, kind: str, parsed: dict) -> None:
+        super()._check_kind_rules(kind, parsed)
+        parsed["kind"] = kind
+        parsed["value"] = self._value(kind)
+
+    def _value(self, kind: str) -> int:
+        typed = (self.value.data or "").strip()
+        if kind == "free_item":
+            if typed not in ("", "0"):
+                self.value.errors.append(_l("A free item takes no value."))
+            return 0
+        if kind not in VALUE_RANGES:
+            return 0
+        if not typed:
+            self.value.errors.append(_l("This field is required."))
+            return 0
+        low, high, _meaning = VALUE_RANGES[kind]
+        if kind == "amount_off":
+            return self._money(self.value, minimum=low) or 0
+        if not re.fullmatch(r"\d{1,12}", typed) or not low <= int(typed) <= high:
+            self.value.errors.append(_l("A whole number from %(low)s to %(high)s.", low=low, high=high))
+            return 0
+        return int(typed)
+
+
+class EditOfferForm(OfferForm):
+    def __init__(self, *args, offer: Offer, **kwargs):
+        self.offer = offer
+        super().__init__(*args, **kwargs)
+
+    def offer_kind(self) -> str:
+        return self.offer.kind
+
+    def changes(self) -> dict:
+        """Only what the marketer changed, so the audit trail says what was edited."""
+        current = {name: getattr(self.offer, name) for name in self._parsed}
+        for name in ("skus", "categories", "tiers"):
+            current[name] = list(current[name] or [])
+        changed = {name: value for name, value in self._parsed.items() if value != current[name]}
+        # The form shows times to the minute: one left as shown keeps its stored seconds.
+        for name in ("valid_from", "valid_until"):
+            shown = _local(current[name])
+            if name in changed and shown is not None and getattr(self, name).data == shown.replace(second=0,
+                                                                                                   microsecond=0):
+                del changed[name]
+        return changed
+
+
+class BatchForm(FlaskForm):
+    target = RadioField(_l("Issue"), default="codes", choices=[
+        SelectChoice("codes", _l("A number of codes to hand out (not yet anyone's)")),
+        SelectChoice("tier", _l("One personal coupon for each member of a tier")),
+    ])
+    count = IntegerField(_l("How many codes"), validators=[Optional(), NumberRange(min=1, max=MAX_BATCH)])
+    tier = SelectField(_l("Tier"), choices=[], validate_choice=False)
+
+    def __init__(self, *args, tiers: list = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tier.choices = [SelectChoice(str(tier.id), f"{tier.name} ({tier.code})") for tier in tiers]
+
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        if self.target.data == "codes" and not self.count.data and not self.count.errors:
+            self.count.errors.append(_l("How many codes?"))
+        if self.target.data == "tier" and self.tier.data not in {choice.value for choice in self.tier.choices}:
+            self.tier.errors.append(_l("Choose a tier."))
+        return valid and not self.errors
+
+
+def _utc(local: datetime | None) -> datetime | None:
+    """A time typed in the reader's zone, as timezone-aware UTC."""
+    return to_utc(local).replace(tzinfo=UTC) if local else None
+
+
+def _local(value: datetime | None) -> datetime | None:
+    return to_user_timezone(value).replace(tzinfo=None) if value else None
+
+
+def _yuan_input(fen: int) -> str:
+    # What the form shows is parsed back by yuan_to_fen, which takes no thousands separators.
+    return fen_to_yuan(fen).replace(",", "")
