@@ -12,16 +12,21 @@ What one run does, all on this machine:
    job would find a database that autovacuum keeps analysed;
 3. times the real jobs, `loyalty.insights.tasks.score_rfm` then `score_churn` (each reads settings,
    computes, writes back to every member, records its run and commits): the "end to end" figure is
-   their sum. Then once more (the idempotent rerun), then the churn phases one by one;
+   their sum, with the CPU seconds of this process and of the whole PostgreSQL cluster beside it (on
+   a shared machine wall time includes waiting for a CPU) and every SQL statement over 50 ms. Then
+   once more (the idempotent rerun), then the churn phases one by one (with --lines, the cross-sell
+   job too);
 4. computes the same RFM with pandas from the generated arrays (in memory: no load time counted) and
    checks that its scores equal the database's for every member; times
    `lifetimes.utils.summary_data_from_transaction_data` on the same purchases;
-5. prints a table and writes bench/results/scoring-<size>-<UTC date-time>.json.
+5. prints all that and writes bench/results/scoring-<size>-<UTC date-time>.json, load averages included.
 
     cd /work/main && . .venv/bin/activate
     python bench/scoring.py                 # 100,000 members / 1,000,000 sales (floor 10 s, goal 3 s)
     python bench/scoring.py --large         # 1,000,000 / 10,000,000 (floor 120 s, goal 30 s)
     python bench/scoring.py --members 20000 --sales 150000 --lines
+    python bench/scoring.py --wait-quiet 600          # first wait for the load average to fall under 1
+    python bench/scoring.py --members-fillfactor 50   # experiment: room for HOT updates of members
 
 `lifetimes` is imported as `lifetimes.utils`, which works with the installed versions; its
 `datasets` module (pkg_resources) is never imported.

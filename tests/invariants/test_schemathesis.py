@@ -116,3 +116,15 @@ def test_errors_are_documented_as_problems():
     assert set(document["components"]["responses"]["DEFAULT_ERROR"]["content"]) == {"application/problem+json"}
     response = _document_app.test_client().delete("/api/v1/transactions")
     assert response.status_code == 405 and "POST" in response.headers["Allow"]
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/members", {"name": "Wang Fang", "email": "wang@example.com"}),
+    ("/offers", {"name": "Ten off", "kind": "amount_off", "value": 1000}),
+])
+def test_an_idempotency_key_too_long_to_store_is_a_validation_error(manager, path, body):
+    """The header is not in the document, so the fuzzer never sends it: a key longer than its column
+    is refused as input on every endpoint that takes one, not by the database."""
+    response = manager.post(path, json=body, headers={"Idempotency-Key": "k" * 400})
+    assert response.status_code == 422, response.get_json()
+    assert "Idempotency-Key" in response.get_json()["errors"]
