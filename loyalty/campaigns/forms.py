@@ -49,7 +49,7 @@ class MultiCheckboxField(SelectMultipleField):
 class OfferForm(FlaskForm):
     """What may change once an offer exists (campaigns.services.EDITABLE_FIELDS)."""
 
-    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
+    name = StringField(_l("Offer name"), validators=[DataRequired(), Length(max=200)])
     min_spend = StringField(_l("Minimum spend (yuan)"), validators=[Optional(), Length(max=20)])
     max_discount = StringField(_l("Largest discount (yuan)"), validators=[Optional(), Length(max=20)])
     skus = StringField(_l("SKUs"), validators=[Optional(), Length(max=20_000)])
@@ -60,7 +60,8 @@ class OfferForm(FlaskForm):
                               validators=[Optional(), NumberRange(min=1, max=3650)])
     tiers = MultiCheckboxField(_l("Tiers"), choices=[], validate_choice=True)
     per_member_limit = IntegerField(_l("Uses per member"), validators=[Optional(), NumberRange(min=1, max=1_000_000)])
-    budget_count = IntegerField(_l("Budget: redemptions in all"), validators=[Optional(), NumberRange(min=1, max=10**12)])
+    budget_count = IntegerField(_l("Budget: redemptions in all"),
+                                validators=[Optional(), NumberRange(min=1, max=10**12)])
     budget_amount = StringField(_l("Budget: discount money in all (yuan)"), validators=[Optional(), Length(max=20)])
     stackable = BooleanField(_l("Can be combined with other coupons"))
 

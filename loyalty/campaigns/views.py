@@ -45,6 +45,12 @@ def _offer_or_404(offer_id: int) -> Offer:
         abort(404)
 
 
+def _cursor(name: str) -> int | None:
+    """A paging cursor from the query string; anything that is not an id we could have made is ignored."""
+    value = request.args.get(name, type=int)
+    return value if value is not None and 0 < value <= MAX_ID else None
+
+
 def _batch_or_404(batch_id: int) -> CouponBatch:
     try:
         return batches.get_batch(db.session, batch_id)
@@ -57,7 +63,7 @@ def _batch_or_404(batch_id: int) -> CouponBatch:
 @marketing_offers.get("/")
 @staff_required(*ROLES)
 def index():
-    after = request.args.get("after", type=int)
+    after = _cursor("after")
     offers = services.list_offers(db.session, limit=OFFERS_PAGE, after_id=after)
     older = offers[-1].id if len(offers) == OFFERS_PAGE else None
     return render_template("marketing/offers/index.html", reports=services.offer_reports(db.session, offers),
@@ -134,7 +140,7 @@ def detail(offer_id: int):
 
 
 def _detail_page(offer: Offer, batch_form: BatchForm, error: str | None = None, status: int = 200):
-    before = request.args.get("before", type=int)
+    before = _cursor("before")
     redemptions = services.offer_redemptions(db.session, offer, limit=REDEMPTIONS_PAGE, before_id=before)
     older = redemptions[-1].id if len(redemptions) == REDEMPTIONS_PAGE else None
     return render_template("marketing/offers/detail.html", report=services.offer_report(db.session, offer),

@@ -163,7 +163,7 @@ class ChurnRun:
 
 _scores_table = sa.Table(
     "churn_scores_scratch", sa.MetaData(),
-    sa.Column("member_id", sa.BigInteger, primary_key=True),
+    sa.Column("member_id", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("risk_bp", sa.Integer),
     sa.Column("band", sa.String(8)),
     sa.Column("explanation", sa.String(200)),

@@ -355,6 +355,16 @@ def test_an_ended_offer_issues_no_batch(app, marketer, campaigns, clock):
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Coupon)) == 0
 
 
+def test_pages_of_offers_and_redemptions(marketer, campaigns, offer_id):
+    older = [campaigns.offer(name=f"Offer {number}")["id"] for number in range(3)]
+    assert "Offer 2" in marketer.get(f"/marketing/offers/?after={older[2] + 1}").get_data(as_text=True)
+    page = marketer.get(f"/marketing/offers/?after={older[1]}").get_data(as_text=True)
+    assert "Offer 0" in page and "Welcome 10" in page and "Offer 1" not in page and "Offer 2" not in page
+    for cursor in ("x", "-1", str(2**63), "9" * 30):
+        assert marketer.get(f"/marketing/offers/?after={cursor}").status_code == 200, cursor
+        assert marketer.get(f"/marketing/offers/{offer_id}?before={cursor}").status_code == 200, cursor
+
+
 def test_unknown_offers_and_batches_are_404(marketer):
     for path in ("/marketing/offers/999", "/marketing/offers/999/edit", "/marketing/offers/batches/999",
                  "/marketing/offers/batches/999/progress.json", "/marketing/offers/batches/999/coupons.csv",
