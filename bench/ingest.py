@@ -5,11 +5,13 @@ What one run does, all on this machine (127.0.0.1 only, every loop bounded in ti
 
 1. starts a throwaway PostgreSQL cluster (same settings as tests/support/servers.py unless --durable),
    runs `loyalty db upgrade`, inserts store S001, creates an API key with `loyalty api-key create`,
-   enrols --members members through the enrolment service;
+   enrols --members members (the rows enrol_member writes, inserted in bulk) and optionally posts
+   --history past sales each through the sales service; that database is the template of a fresh
+   copy for each server configuration;
 2. for each --server configuration (e.g. sync:4, gthread:2x8) starts gunicorn and measures, with 32
    concurrent connections (--connections) from an asyncio HTTP/1.1 client in this process:
-     - "no-op": GET /api/v1/members/<unknown number> -> 404 after the API-key check (auth + rate
-       limiter + one SELECT of the key), the cheapest authenticated endpoint the app has;
+     - "no-op": GET /api/v1/members/<unknown number> -> 404 after the API-key check (rate limiter,
+       SELECT of the key, SELECT of the member), the cheapest authenticated endpoint the app has;
      - "sale":  POST /api/v1/transactions, each a unique external_id, a random member, 1-3 lines;
    then POST /api/v1/transactions/batch, 1,000 sales per call, from --batch-connections connections;
    then a raw COPY (psycopg `cursor.copy()`) of the very rows that batch phase wrote, read back and
@@ -17,12 +19,14 @@ What one run does, all on this machine (127.0.0.1 only, every loop bounded in ti
    sales (transactions + transaction_lines + points_entries + points_lots + idempotency_records);
 3. prints a summary table and writes bench/results/ingest-<UTC date-time>.json.
 
-CPU use of the load generator (this process), the gunicorn tree and PostgreSQL is sampled from /proc
-for each phase, so the generator's own cost on this 2-core machine is visible.
+CPU use of the load generator (this process), the gunicorn tree, PostgreSQL and everything else on
+the machine is read from /proc for each phase, so the generator's own cost and other users' load on
+this 2-core machine are visible; pg_stat_activity is sampled for what the backends wait on.
 
     cd /work/main && . .venv/bin/activate
-    python bench/ingest.py                          # defaults: sync:4, 15 s phases, 10,000 members
-    python bench/ingest.py --server sync:4 --server sync:8 --server gthread:2x8 --duration 20
+    python bench/ingest.py                          # defaults: gthread:2x8, 15 s phases, 10,000 members
+    python bench/ingest.py --server sync:4 --server sync:8 --server gthread:2x8 --server gthread:4x4
+    python bench/ingest.py --history 12 --durable --py-spy
 """
 
 import argparse
@@ -72,9 +76,9 @@ def postgres(durable: bool):
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=200"
     if not durable:
         options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-    subprocess.run(_as_owner([_pg_bin("pg_ctl"), "-D", str(data), "-o", options, "-w", "-l",
-                              str(root / "log"), "start"]), check=True, capture_output=True)
     try:
+        subprocess.run(_as_owner([_pg_bin("pg_ctl"), "-D", str(data), "-o", options, "-w", "-l",
+                                  str(root / "log"), "start"]), check=True, capture_output=True)
         postmaster = int((data / "postmaster.pid").read_text().split()[0])
         yield {"port": port, "pid": postmaster}
     finally:
@@ -122,7 +126,7 @@ def run_cli(args: list[str], env: dict) -> str:
 
 
 def prepare_database(database_url: str, members: int, history: int = 0) -> tuple[str, list[str], float]:
-    """Migrate, add store S001, create the key (CLI), enrol members (service), and optionally give each
+    """Migrate, add store S001, create the key (CLI), enrol members (bulk), and optionally give each
     member `history` past sales (through the sales service, spread over the last 300 days, so members
     hold open lots and a tier window as after months of use). Returns key, member numbers, seconds."""
     env = app_env(database_url)
@@ -746,8 +750,10 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--server", action="append", default=None, metavar="KIND:WORKERS[xTHREADS]",
                         help="gunicorn worker class and count, repeatable: sync:4, sync:8, gthread:2x8 "
-                             "(default: sync:4)")
-    parser.add_argument("--workers", type=int, default=None, help="shorthand for --server sync:N")
+                             "(default: gthread:2x8, the best of those on 2 cores)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="shorthand: --server sync:N, or gthread:NxT with --threads T")
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--duration", type=float, default=15, help="seconds per single-request phase")
     parser.add_argument("--batch-duration", type=float, default=None, help="seconds of batch phase (default: --duration)")
     parser.add_argument("--members", type=int, default=10_000)
@@ -769,7 +775,12 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--output", type=Path, default=None, help="JSON file (default: bench/results/ingest-<utc>.json)")
     args = parser.parse_args()
-    servers = args.server or ([f"sync:{args.workers}"] if args.workers else ["sync:4"])
+    if args.server:
+        servers = args.server
+    elif args.workers:
+        servers = [f"gthread:{args.workers}x{args.threads}" if args.threads > 1 else f"sync:{args.workers}"]
+    else:
+        servers = ["gthread:2x8"]
     args.batch_duration = args.batch_duration or args.duration
     QUIET.update(max_wait=args.wait_quiet, threshold=args.quiet_threshold)
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")

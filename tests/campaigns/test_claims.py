@@ -5,6 +5,7 @@ otherwise commit on release)."""
 
 import sqlalchemy as sa
 
+from loyalty.auth.models import ApiClient
 from loyalty.campaigns import codes
 from loyalty.campaigns.models import Coupon, Offer, OfferMemberUse
 from loyalty.campaigns.redemption import plan_coupons, redeem_coupons
@@ -20,8 +21,11 @@ def load(session, member_no):
 
 
 def sale_row(member):
-    return Transaction(client_id=1, kind="sale", external_id="T-1", store_id=1, member_id=member.id, channel="pos",
-                       occurred_at=utcnow(), currency="CNY", amount=10800, subtotal=12800)
+    # The ids of whatever client and store the test made: sequences are not reset between tests.
+    client = db.session.scalar(sa.select(ApiClient).order_by(ApiClient.id))
+    return Transaction(client_id=client.id, kind="sale", external_id="T-1", store_id=client.store_id,
+                       member_id=member.id, channel="pos", occurred_at=utcnow(), currency="CNY", amount=10800,
+                       subtotal=12800)
 
 
 def counters(code):
