@@ -604,7 +604,7 @@ def single_phases(args, server: Gunicorn, key: str, sales: Sales, pg: dict, dsn:
         nonlocal spy
         if args.py_spy:
             spy = PySpy(server.process.pid, max(1, args.duration - 1),
-                        REPO / "bench" / "results" / f"pyspy-sale-{server.spec.replace(':', '-')}-{sales.run_id}.txt")
+                        Path(tempfile.gettempdir()) / f"bench-pyspy-sale-{server.spec.replace(':', '-')}-{sales.run_id}.txt")
 
     results.append(run_phase(
         "sale: POST /transactions", port, args.connections, args.duration, args.max_requests,
