@@ -25,7 +25,7 @@ def login():
             # A fresh session on every sign-in: nothing from before it (or planted in it) survives.
             session.clear()
             login_user(StaffIdentity(user))
-            return redirect(safe_next_url(request.args.get("next")) or _console_home())
+            return redirect(safe_next_url(request.args.get("next")) or _console_home(user.role))
         throttle.mark_failed()
         error = _("Wrong email or password.")
     elif request.method == "POST":
@@ -53,11 +53,13 @@ def _signed_in_staff():
     return current_user.user if current_user.is_authenticated and current_user.kind == "staff" else None
 
 
-def _console_home() -> str:
+def _console_home(role: str = "cashier") -> str:
+    """Where each role works: marketers in the marketing console, the others at the till."""
+    endpoint = "marketing.dashboard" if role == "marketer" else "staff.scan"
     try:
-        return url_for("staff.scan")
+        return url_for(endpoint)
     except BuildError:
-        return "/staff/"
+        return "/marketing/" if role == "marketer" else "/staff/"
 
 
 def safe_next_url(target: str | None) -> str | None:

@@ -60,3 +60,11 @@ def test_a_member_session_is_not_a_staff_session(app, cashier):
     page = member.client.get("/staff/login").get_data(as_text=True)
     assert "signed-in-as" not in page
     assert member.client.get("/staff/").location.startswith("/staff/login")
+
+
+def test_a_marketer_lands_in_the_marketing_console(app, factory):
+    factory.staff("marketer@example.com", "marketer")
+    client = app.test_client()
+    response = staff_log_in(client, "marketer@example.com")
+    assert response.status_code == 302 and response.location == "/marketing/"
+    assert client.get(response.location).status_code == 200
