@@ -52,6 +52,19 @@ def enqueue(func: Callable, *args, queue: str = "default", job_id: str | None = 
     )
 
 
+def commit_until_done(step: Callable[[], int]) -> int:
+    """Run a batched service step and commit, again and again until it does nothing; returns the
+    total. A crash loses at most one batch, and a rerun carries on where this one stopped."""
+    from loyalty.extensions import db
+
+    total = 0
+    while done := step():
+        db.session.commit()
+        total += done
+    db.session.commit()
+    return total
+
+
 _worker_app: Flask | None = None
 
 

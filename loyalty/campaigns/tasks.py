@@ -4,7 +4,7 @@ rerun carries on from there."""
 from loyalty.campaigns import batches, services
 from loyalty.clock import utcnow
 from loyalty.extensions import db
-from loyalty.jobs import enqueue, task
+from loyalty.jobs import commit_until_done, enqueue, task
 
 
 @task
@@ -32,10 +32,5 @@ def enqueue_batch(batch_id: int):
 
 @task
 def expire_coupons() -> int:
-    total = 0
     now = utcnow()
-    while expired := services.expire_coupons(db.session, now):
-        db.session.commit()
-        total += expired
-    db.session.commit()
-    return total
+    return commit_until_done(lambda: services.expire_coupons(db.session, now))

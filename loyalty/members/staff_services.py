@@ -24,6 +24,7 @@ from loyalty.campaigns.codes import normalize as normalize_code
 from loyalty.campaigns.models import Coupon, CouponRedemption
 from loyalty.campaigns.services import usable_coupons
 from loyalty.errors import DomainError, IdempotencyConflict, UnknownMember, ValidationFailed
+from loyalty.insights.crosssell import next_purchase_suggestions
 from loyalty.members.models import Member, StaffNote
 from loyalty.members.services import enrol_member, normalize_phone, resolve_member_code, set_consents
 from loyalty.points.ledger import PointsSummary, load_wallet
@@ -42,6 +43,7 @@ RECENT_TRANSACTIONS = 10
 RECENT_NOTES = 20
 RECENT_COUPONS = 20
 EXPIRING_SOON_DAYS = 90
+SUGGESTIONS = 5
 
 
 # --- finding the member at the till ---------------------------------------------------------------
@@ -273,6 +275,9 @@ class MemberOverview:
     # Whole percent, rounded half up from the stored basis points.
     churn_risk_percent: int | None
     churn_explanation: str | None
+    # Cross-sell: what to offer next (item, because_of, together, confidence, lift), best first; empty
+    # until the cross-sell job has computed rules.
+    suggestions: list[dict] = field(default_factory=list)
 
 
 def member_overview(session: Session, program: Program, member: Member, now: datetime) -> MemberOverview:
@@ -290,6 +295,7 @@ def member_overview(session: Session, program: Program, member: Member, now: dat
         rfm_segment=member.rfm_segment, rfm_code=member.rfm_code, churn_band=member.churn_band,
         churn_risk_percent=None if member.churn_risk_bp is None else (member.churn_risk_bp + 50) // 100,
         churn_explanation=member.churn_explanation,
+        suggestions=next_purchase_suggestions(session, member.id, now, limit=SUGGESTIONS),
     )
 
 

@@ -3,7 +3,7 @@ batch, and a rerun picks up where it stopped."""
 
 from loyalty.clock import utcnow
 from loyalty.extensions import db
-from loyalty.jobs import task
+from loyalty.jobs import commit_until_done, task
 from loyalty.points import services
 from loyalty.points.program import load_program
 from loyalty.points.tiers import evaluate_tiers as evaluate_member_tiers
@@ -11,13 +11,8 @@ from loyalty.points.tiers import evaluate_tiers as evaluate_member_tiers
 
 @task
 def expire_lots() -> int:
-    total = 0
     now = utcnow()
-    while expired := services.expire_lots(db.session, now):
-        db.session.commit()
-        total += expired
-    db.session.commit()
-    return total
+    return commit_until_done(lambda: services.expire_lots(db.session, now))
 
 
 @task
