@@ -65,19 +65,11 @@ def channel_label(channel: str) -> str:
 def signup():
     form = SignupForm()
     if form.validate_on_submit():
-        try:
-            member = services.sign_up(
-                db.session, load_program(db.session), name=form.name.data, email=form.email.data,
-                phone=form.phone.data, password=form.password.data, now=utcnow(),
-                email_marketing=form.email_marketing.data, sms_marketing=form.sms_marketing.data)
-        except DuplicateMember:
-            db.session.rollback()
-            form.email.errors.append(_("An account with this email or phone number already exists."))
-        except ValidationFailed as error:
-            db.session.rollback()
-            _field_errors(form, error)
-        else:
-            db.session.commit()
+        member = _save_member_form(form, lambda: services.sign_up(
+            db.session, load_program(db.session), name=form.name.data, email=form.email.data,
+            phone=form.phone.data, password=form.password.data, now=utcnow(),
+            email_marketing=form.email_marketing.data, sms_marketing=form.sms_marketing.data))
+        if member is not None:
             _sign_in(member)
             flash(_("Welcome! Your membership card is ready."), "success")
             return redirect(url_for("portal.card"))
@@ -215,17 +207,10 @@ def profile():
     member = current_member()
     form = ProfileForm(obj=member)
     if form.validate_on_submit():
-        try:
-            services.update_profile(db.session, member, name=form.name.data, email=form.email.data,
-                                    phone=form.phone.data, birthday=form.birthday.data)
-        except DuplicateMember:
-            db.session.rollback()
-            form.email.errors.append(_("An account with this email or phone number already exists."))
-        except ValidationFailed as error:
-            db.session.rollback()
-            _field_errors(form, error)
-        else:
-            db.session.commit()
+        saved = _save_member_form(form, lambda: services.update_profile(
+            db.session, member, name=form.name.data, email=form.email.data, phone=form.phone.data,
+            birthday=form.birthday.data) or member)
+        if saved is not None:
             flash(_("Your details are saved."), "success")
             return redirect(url_for("portal.profile"))
     return _profile_page(profile_form=form)
@@ -345,6 +330,23 @@ def erase():
 
 FIELD_MESSAGES = {"phone": _l("Not a valid phone number."), "password": _l("Use at least %(min)d characters."),
                   "name": _l("This field is required.")}
+
+
+def _save_member_form(form, save):
+    """Run a service that saves a member's details and commit; on a refusal, roll back and put the
+    reason on the form's fields. Returns what `save` returned, or None when it was refused."""
+    try:
+        result = save()
+    except DuplicateMember:
+        db.session.rollback()
+        form.email.errors.append(_("An account with this email or phone number already exists."))
+        return None
+    except ValidationFailed as error:
+        db.session.rollback()
+        _field_errors(form, error)
+        return None
+    db.session.commit()
+    return result
 
 
 def _field_errors(form, error: DomainError) -> None:
