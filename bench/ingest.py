@@ -44,14 +44,13 @@ import sys
 import tempfile
 import threading
 import time
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.support.servers import _as_owner, _pg_bin, free_port  # noqa: E402
+from tests.support.servers import free_port, postgres_cluster  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 SECRET_KEY = "bench-secret-key-not-for-production"
@@ -63,28 +62,10 @@ SKUS = [(f"SKU{n:04d}", category) for n, category in
 
 # --- servers --------------------------------------------------------------------------------------
 
-@contextmanager
 def postgres(durable: bool):
-    """A fresh cluster. Default settings are those of tests/support/servers.postgres_server (fsync,
-    synchronous_commit and full_page_writes off); --durable keeps PostgreSQL's durable defaults."""
-    root = Path(tempfile.mkdtemp(prefix="loyalty-bench-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres")
-    data, port = root / "data", free_port()
-    subprocess.run(_as_owner([_pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
-                              "--no-sync", "-E", "UTF8"]), check=True, capture_output=True)
-    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=200"
-    if not durable:
-        options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-    try:
-        subprocess.run(_as_owner([_pg_bin("pg_ctl"), "-D", str(data), "-o", options, "-w", "-l",
-                                  str(root / "log"), "start"]), check=True, capture_output=True)
-        postmaster = int((data / "postmaster.pid").read_text().split()[0])
-        yield {"port": port, "pid": postmaster}
-    finally:
-        subprocess.run(_as_owner([_pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-                       capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+    """A fresh cluster with the test settings (see tests/support/servers.postgres_cluster);
+    --durable keeps PostgreSQL's durable defaults."""
+    return postgres_cluster(durable=durable, prefix="loyalty-bench-pg-")
 
 
 def db_url(pg: dict, database: str) -> str:

@@ -15,42 +15,46 @@ from loyalty.extensions import db, login_manager
 from loyalty.members.models import Member
 
 
-class StaffIdentity:
+class _Identity:
+    """What Flask-Login needs of a signed-in account; `kind` keeps staff and member ids apart."""
+
+    kind = ""
+    is_authenticated = True
+    is_anonymous = False
+
+    def __init__(self, account):
+        self.account = account
+
+    def get_id(self) -> str:
+        return f"{self.kind}:{self.account.id}"
+
+
+class StaffIdentity(_Identity):
     """Flask-Login wrapper around a StaffUser."""
 
     kind = "staff"
 
-    def __init__(self, user: StaffUser):
-        self.user = user
-
-    is_authenticated = True
-    is_anonymous = False
+    @property
+    def user(self) -> StaffUser:
+        return self.account
 
     @property
     def is_active(self) -> bool:
-        return self.user.active
-
-    def get_id(self) -> str:
-        return f"staff:{self.user.id}"
+        return self.account.active
 
 
-class MemberIdentity:
+class MemberIdentity(_Identity):
     """Flask-Login wrapper around a Member. Erased and suspended members are not active."""
 
     kind = "member"
 
-    def __init__(self, member: Member):
-        self.member = member
-
-    is_authenticated = True
-    is_anonymous = False
+    @property
+    def member(self) -> Member:
+        return self.account
 
     @property
     def is_active(self) -> bool:
-        return self.member.status == "active"
-
-    def get_id(self) -> str:
-        return f"member:{self.member.id}"
+        return self.account.status == "active"
 
 
 @login_manager.user_loader

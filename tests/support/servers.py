@@ -35,24 +35,36 @@ def _as_owner(command: list[str]) -> list[str]:
 
 
 @contextmanager
-def postgres_server():
-    """Yield the URL of a fresh, empty PostgreSQL cluster; remove it afterwards."""
-    root = Path(tempfile.mkdtemp(prefix="loyalty-pg-"))
+def postgres_cluster(*, durable: bool = False, prefix: str = "loyalty-pg-"):
+    """Yield {"port", "pid", "url"} of a fresh, empty PostgreSQL cluster; remove it afterwards.
+    Not durable by default (fsync, synchronous_commit and full_page_writes off): tests and benchmarks
+    need speed, not crash safety."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
     if os.geteuid() == 0:
         shutil.chown(root, "postgres")
     data, port = root / "data", free_port()
     subprocess.run(_as_owner([_pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
                               "--no-sync", "-E", "UTF8"]), check=True, capture_output=True)
-    options = (f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off "
-               "-c full_page_writes=off -c max_connections=200")
-    subprocess.run(_as_owner([_pg_bin("pg_ctl"), "-D", str(data), "-o", options, "-w", "-l", str(root / "log"),
-                              "start"]), check=True, capture_output=True)
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=200"
+    if not durable:
+        options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+        subprocess.run(_as_owner([_pg_bin("pg_ctl"), "-D", str(data), "-o", options, "-w", "-l",
+                                  str(root / "log"), "start"]), check=True, capture_output=True)
+        postmaster = int((data / "postmaster.pid").read_text().split()[0])
+        yield {"port": port, "pid": postmaster,
+               "url": f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"}
     finally:
         subprocess.run(_as_owner([_pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
                        capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def postgres_server():
+    """Yield the URL of a fresh, empty PostgreSQL cluster; remove it afterwards."""
+    with postgres_cluster() as cluster:
+        yield cluster["url"]
 
 
 @contextmanager
