@@ -21,6 +21,9 @@ class DefaultConfig:
     MAX_CONTENT_LENGTH = 1024 * 1024
     API_RATE_LIMIT = "6000 per minute"
     API_BATCH_MAX_ITEMS = 1000
+    # Seconds a web process keeps its copy of the program and the API keys (loyalty/cache.py): a change
+    # made in another process takes effect within this time.
+    HOT_CACHE_SECONDS = 5
     # How far in the future a sale's occurred_at may lie (clock skew between tills and server).
     SALE_FUTURE_TOLERANCE = timedelta(minutes=5)
 

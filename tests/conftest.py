@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from flask_migrate import upgrade
 
 from loyalty import create_app
+from loyalty.cache import hot_cache
 from loyalty.extensions import db as _db
 from tests.support.clock import DEFAULT_NOW, SettableClock
 from tests.support.factories import Factory
@@ -104,6 +105,7 @@ def _fresh_state(app, servers, clock):
     clock.set(DEFAULT_NOW)
     with app.app_context():
         _reset_database(app, servers)
+        hot_cache().clear()
         if servers["redis_url"]:
             from loyalty.jobs import redis_connection
 

@@ -3,6 +3,7 @@
 import functools
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -11,7 +12,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.orm import Session
 
 from loyalty.auth.models import API_SCOPES, STAFF_ROLES, ApiClient, StaffUser, Store
+from loyalty.cache import cached, watch
 from loyalty.errors import ValidationFailed
+
+watch(ApiClient, Store)
 
 KEY_PREFIX = "lk_"
 # Argon2id: memory-hard, so a stolen table of hashes is expensive to attack with GPUs.
@@ -34,12 +38,42 @@ def create_api_client(session: Session, *, name: str, store: Store, scope: str =
     return client, key
 
 
-def authenticate_api_key(session: Session, key: str) -> ApiClient | None:
-    """The live client holding this key, or None for unknown and revoked keys alike."""
-    client = session.scalar(sa.select(ApiClient).where(ApiClient.key_sha256 == hash_api_key(key)))
+@dataclass(frozen=True)
+class StoreCopy:
+    id: int
+    code: str
+    name: str
+    timezone: str
+
+
+@dataclass(frozen=True)
+class ApiCaller:
+    """An authenticated API client as the request sees it: a copy of its row and its store's, which
+    the hot cache may keep between requests (loyalty/cache.py)."""
+
+    id: int
+    name: str
+    scopes: str
+    store: StoreCopy
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes.split()
+
+
+def authenticate_api_key(session: Session, key: str) -> ApiCaller | None:
+    """The live client holding this key, or None for unknown and revoked keys alike. Only live keys
+    are kept in the cache, so guessing keys cannot fill it."""
+    key_sha256 = hash_api_key(key)
+    return cached(("api-key", key_sha256), lambda: _live_caller(session, key_sha256))
+
+
+def _live_caller(session: Session, key_sha256: str) -> ApiCaller | None:
+    client = session.scalar(sa.select(ApiClient).where(ApiClient.key_sha256 == key_sha256))
     if client is None or client.revoked_at is not None:
         return None
-    return client
+    store = client.store
+    return ApiCaller(id=client.id, name=client.name, scopes=client.scopes,
+                     store=StoreCopy(id=store.id, code=store.code, name=store.name, timezone=store.timezone))
 
 
 def revoke_api_client(client: ApiClient, now: datetime) -> None:

@@ -45,7 +45,7 @@ def enrol_member(session: Session, program: Program, *, name: str, now: datetime
     member = Member(
         member_no=_unused_member_no(session), name=name.strip(), email=email, phone=phone, birthday=birthday,
         home_store_id=home_store.id if home_store else None, status="active", enrolled_at=now,
-        tier=program.entry_tier, tier_since=now, points_balance=0, card_secret=cards.new_card_secret(),
+        tier_id=program.entry_tier.id, tier_since=now, points_balance=0, card_secret=cards.new_card_secret(),
         email_marketing=email_marketing, sms_marketing=sms_marketing,
     )
     session.add(member)

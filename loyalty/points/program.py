@@ -1,20 +1,75 @@
-"""Read access to the program's settings, tiers and active earning rules, which every sale needs."""
+"""Read access to the program's settings, tiers and active earning rules, which every sale needs.
 
-from dataclasses import dataclass
+`load_program` returns frozen copies of the rows (same attribute names as the models), kept for a few
+seconds per process by loyalty/cache.py; to change the program, change the model rows.
+"""
+
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from loyalty.cache import cached, watch
 from loyalty.points.models import EarningRule, ProgramSettings, Tier
 
+watch(ProgramSettings, Tier, EarningRule)
 
-@dataclass
+
+@dataclass(frozen=True)
+class SettingsCopy:
+    id: int
+    currency: str
+    earn_points: int
+    earn_per_minor: int
+    redeem_points: int
+    redeem_value_minor: int
+    lot_lifetime_days: int
+    hold_days: int
+    tier_window_days: int
+    tier_hold_days: int
+
+
+@dataclass(frozen=True)
+class TierCopy:
+    id: int
+    code: str
+    name: str
+    rank: int
+    threshold: int
+    multiplier_percent: int
+    benefits: str
+    stripe_price_id: str | None
+
+    multiplier = Tier.multiplier
+
+
+@dataclass(frozen=True)
+class EarningRuleCopy:
+    id: int
+    name: str
+    sku: str | None
+    category: str | None
+    multiplier_percent: int
+    min_spend: int
+    starts_at: datetime | None
+    ends_at: datetime | None
+    active: bool
+
+
+def _copy(kind, row):
+    return kind(**{field.name: getattr(row, field.name) for field in fields(kind)})
+
+
+@dataclass(frozen=True)
 class Program:
-    settings: ProgramSettings
+    settings: SettingsCopy
     # Ascending rank: tiers[0] is where every member starts.
-    tiers: list[Tier]
-    earning_rules: list[EarningRule]
+    tiers: tuple[TierCopy, ...]
+    earning_rules: tuple[EarningRuleCopy, ...]
+
+    def tier(self, tier_id: int) -> TierCopy:
+        return next(tier for tier in self.tiers if tier.id == tier_id)
 
     @property
     def entry_tier(self) -> Tier:
@@ -46,9 +101,14 @@ class Program:
 
 
 def load_program(session: Session) -> Program:
+    return cached(("program", str(session.get_bind().url)), lambda: _read_program(session))
+
+
+def _read_program(session: Session) -> Program:
     settings = session.scalars(sa.select(ProgramSettings).order_by(ProgramSettings.id)).first()
     if settings is None:
         raise RuntimeError("no program settings: run `loyalty db upgrade` first")
     tiers = list(session.scalars(sa.select(Tier).order_by(Tier.rank)))
     rules = list(session.scalars(sa.select(EarningRule).where(EarningRule.active.is_(True))))
-    return Program(settings=settings, tiers=tiers, earning_rules=rules)
+    return Program(settings=_copy(SettingsCopy, settings), tiers=tuple(_copy(TierCopy, tier) for tier in tiers),
+                   earning_rules=tuple(_copy(EarningRuleCopy, rule) for rule in rules))

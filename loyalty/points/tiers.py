@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from loyalty.members.models import Member
 from loyalty.points.models import PointsEntry, Tier, TierChange
-from loyalty.points.program import Program
+from loyalty.points.program import Program, TierCopy
 
 
 def qualifying_points(session: Session, member_ids: Iterable[int], since: datetime) -> dict[int, int]:
@@ -26,14 +26,14 @@ def qualifying_points(session: Session, member_ids: Iterable[int], since: dateti
     return {member_id: totals.get(member_id, 0) for member_id in ids}
 
 
-def change_tier(session: Session, member: Member, tier: Tier, *, reason: str, qualifying: int,
+def change_tier(session: Session, member: Member, tier: TierCopy, *, reason: str, qualifying: int,
                 now: datetime) -> TierChange:
     change = TierChange(
         member_id=member.id, from_tier_id=member.tier_id, to_tier_id=tier.id, reason=reason,
         qualifying_points=qualifying, created_at=now,
     )
     session.add(change)
-    member.tier = tier
+    member.tier = session.get(Tier, tier.id)
     member.tier_id = tier.id
     member.tier_since = now
     return change
@@ -43,7 +43,7 @@ def upgrade_if_qualified(session: Session, program: Program, member: Member, qua
                          now: datetime) -> TierChange | None:
     """Move the member up as soon as qualifying points reach a higher tier; never down."""
     qualified = program.tier_for(qualifying)
-    if qualified.rank <= member.tier.rank:
+    if qualified.rank <= program.tier(member.tier_id).rank:
         return None
     return change_tier(session, member, qualified, reason="upgrade", qualifying=qualifying, now=now)
 
@@ -64,7 +64,7 @@ def evaluate_tiers(session: Session, program: Program, now: datetime) -> dict[st
     counts = {"downgraded": 0, "renewed": 0}
     for member in due:
         qualified = program.tier_for(totals[member.id])
-        if qualified.rank < member.tier.rank:
+        if qualified.rank < program.tier(member.tier_id).rank:
             change_tier(session, member, qualified, reason="downgrade", qualifying=totals[member.id], now=now)
             counts["downgraded"] += 1
         else:

@@ -90,7 +90,8 @@ def header_idempotency_key(endpoint: str) -> str | None:
 
 
 def member_snapshot(member) -> MemberSnapshot:
-    return MemberSnapshot(member=member, tier=member.tier, points=load_wallet(db.session, member).summary(utcnow()))
+    tier = load_program(db.session).tier(member.tier_id)
+    return MemberSnapshot(member=member, tier=tier, points=load_wallet(db.session, member).summary(utcnow()))
 
 
 def find_member(member_no: str):

@@ -6,8 +6,7 @@ from functools import wraps
 from flask import current_app, g, request
 from werkzeug.exceptions import Forbidden, Unauthorized
 
-from loyalty.auth.models import ApiClient
-from loyalty.auth.services import authenticate_api_key
+from loyalty.auth.services import ApiCaller, authenticate_api_key
 from loyalty.extensions import db, limiter
 
 
@@ -26,7 +25,7 @@ def authenticate_request() -> None:
     g.api_client = client
 
 
-def current_client() -> ApiClient:
+def current_client() -> ApiCaller:
     return g.api_client
 
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from flask import Response
 from sqlalchemy.orm import Session
 
-from loyalty.auth.models import ApiClient
+from loyalty.auth.services import ApiCaller
 from loyalty.errors import IdempotencyConflict
 from loyalty.sales.models import IdempotencyRecord
 
@@ -31,7 +31,7 @@ def fingerprint(payload) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def find_stored(session: Session, client: ApiClient, fingerprints: dict[str, str]) -> dict[str, StoredResponse | IdempotencyConflict]:
+def find_stored(session: Session, client: ApiCaller, fingerprints: dict[str, str]) -> dict[str, StoredResponse | IdempotencyConflict]:
     """For each key already answered: the stored response, or a conflict when the body differs."""
     found: dict[str, StoredResponse | IdempotencyConflict] = {}
     for key, stored in load_stored(session, client, fingerprints).items():
@@ -39,7 +39,7 @@ def find_stored(session: Session, client: ApiClient, fingerprints: dict[str, str
     return found
 
 
-def load_stored(session: Session, client: ApiClient, keys) -> dict[str, StoredResponse]:
+def load_stored(session: Session, client: ApiCaller, keys) -> dict[str, StoredResponse]:
     """The stored answers to those of `keys` already answered, whatever body each retry carries."""
     keys = list(keys)
     if not keys:
@@ -55,7 +55,7 @@ def conflict() -> IdempotencyConflict:
     return IdempotencyConflict("this key was already used with a different request body")
 
 
-def remember(session: Session, client: ApiClient, key: str, request_sha256: str, status: int, body: dict) -> None:
+def remember(session: Session, client: ApiCaller, key: str, request_sha256: str, status: int, body: dict) -> None:
     session.add(IdempotencyRecord(client_id=client.id, key=key, request_sha256=request_sha256,
                                   response_status=status, response_body=body))
 

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from loyalty.auth.models import ApiClient, Store
+from loyalty.auth.services import ApiCaller
 from loyalty.campaigns.redemption import CouponPlan, give_back_coupons, plan_coupons, redeem_coupons
 from loyalty.errors import (
     CurrencyMismatch,
@@ -27,8 +28,7 @@ from loyalty.members.models import Member
 from loyalty.members.services import resolve_member_codes
 from loyalty.points.earning import SaleLine, compute_earning
 from loyalty.points.ledger import PointsSummary, Wallet, lock_wallet, lock_wallets
-from loyalty.points.models import Tier
-from loyalty.points.program import Program
+from loyalty.points.program import Program, TierCopy
 from loyalty.points.tiers import qualifying_points, upgrade_if_qualified
 from loyalty.sales.models import Transaction, TransactionLine
 
@@ -38,7 +38,7 @@ class MemberSnapshot:
     """A member as they stood right after one sale or refund (a batch may hold several of theirs)."""
 
     member: Member
-    tier: Tier
+    tier: TierCopy
     points: PointsSummary
 
 
@@ -56,7 +56,7 @@ class RefundResult:
     member: MemberSnapshot | None
 
 
-def post_sales(session: Session, program: Program, client: ApiClient, sales: Sequence[dict],
+def post_sales(session: Session, program: Program, client: ApiClient | ApiCaller, sales: Sequence[dict],
                now: datetime) -> list[SaleResult | DomainError]:
     """Post validated sale payloads (see pos_api.schemas.SaleSchema); one result per sale, in order."""
     members = resolve_member_codes(session, [sale["member"] for sale in sales if sale.get("member")], now)
@@ -90,7 +90,7 @@ def _post_sale(session, program, client, sale, members, stores, wallets, qualify
         wallet.redeem(transaction.points_redeemed, now=now, occurred_at=transaction.occurred_at,
                       transaction=transaction, reason=f"sale {transaction.external_id}", source="transaction")
     _earn(program, wallet, transaction, qualifying, now, coupons)
-    return SaleResult(transaction=transaction, member=snapshot(wallet, now), coupons=coupons.response())
+    return SaleResult(transaction=transaction, member=snapshot(program, wallet, now), coupons=coupons.response())
 
 
 def _check_sale(program: Program, sale: dict, wallet: Wallet | None, now: datetime) -> None:
@@ -105,7 +105,7 @@ def _check_sale(program: Program, sale: dict, wallet: Wallet | None, now: dateti
         wallet.redeem_check(redeem, now)
 
 
-def _new_transaction(client: ApiClient, store: Store, wallet: Wallet | None, sale: dict) -> Transaction:
+def _new_transaction(client: ApiClient | ApiCaller, store: Store, wallet: Wallet | None, sale: dict) -> Transaction:
     lines = [
         TransactionLine(line_no=number, sku=line["sku"], category=line.get("category"),
                         quantity=line.get("quantity", 1), unit_price=line.get("unit_price", line["amount"]),
@@ -128,10 +128,11 @@ def _earn(program: Program, wallet: Wallet, transaction: Transaction, qualifying
         amount=transaction.amount, subtotal=transaction.subtotal, occurred_at=transaction.occurred_at,
         lines=[SaleLine(line.sku, line.category, line.amount) for line in transaction.lines],
     )
-    earning = compute_earning(program.settings, member.tier, program.earning_rules, **sale_figures)
+    tier = program.tier(member.tier_id)
+    earning = compute_earning(program.settings, tier, program.earning_rules, **sale_figures)
     if coupons.earns_points:
         extra = coupons.extra_points(earning.base_points + earning.bonus_points)
-        earning = compute_earning(program.settings, member.tier, program.earning_rules, extra_bonus=extra,
+        earning = compute_earning(program.settings, tier, program.earning_rules, extra_bonus=extra,
                                   **sale_figures)
     transaction.points_earned = earning.points
     transaction.qualifying_points = earning.base_points
@@ -151,11 +152,11 @@ def _earn(program: Program, wallet: Wallet, transaction: Transaction, qualifying
 def _qualifying_for_upgrade(session, program: Program, wallets, now: datetime) -> dict[int, int]:
     """Qualifying points of the members who still have a tier above them (the others cannot move up)."""
     top_rank = program.tiers[-1].rank
-    climbing = [wallet.member.id for wallet in wallets if wallet.member.tier.rank < top_rank]
+    climbing = [wallet.member.id for wallet in wallets if program.tier(wallet.member.tier_id).rank < top_rank]
     return qualifying_points(session, climbing, program.qualifying_window_start(now))
 
 
-def _stores_by_code(session: Session, client: ApiClient, sales: Sequence[dict]) -> dict[str, Store]:
+def _stores_by_code(session: Session, client: ApiClient | ApiCaller, sales: Sequence[dict]) -> dict[str, Store]:
     codes = {sale["store_code"] for sale in sales if sale.get("store_code")} - {client.store.code}
     stores = {client.store.code: client.store, None: client.store}
     if codes:
@@ -179,11 +180,11 @@ def _wallet_for(sale: dict, members: dict, wallets: dict[int, Wallet]) -> Wallet
     return wallets[found.id]
 
 
-def snapshot(wallet: Wallet, now: datetime) -> MemberSnapshot:
-    return MemberSnapshot(member=wallet.member, tier=wallet.member.tier, points=wallet.summary(now))
+def snapshot(program: Program, wallet: Wallet, now: datetime) -> MemberSnapshot:
+    return MemberSnapshot(member=wallet.member, tier=program.tier(wallet.member.tier_id), points=wallet.summary(now))
 
 
-def get_sale(session: Session, client: ApiClient, external_id: str, *, for_update: bool = False) -> Transaction:
+def get_sale(session: Session, client: ApiClient | ApiCaller, external_id: str, *, for_update: bool = False) -> Transaction:
     """The client's own sale; another client's sale of that id is forbidden, none at all is not found."""
     query = sa.select(Transaction).where(
         Transaction.client_id == client.id, Transaction.kind == "sale", Transaction.external_id == external_id
@@ -201,7 +202,7 @@ def get_sale(session: Session, client: ApiClient, external_id: str, *, for_updat
     raise NotFound(f"no sale has the external_id {external_id!r}")
 
 
-def post_refund(session: Session, program: Program, client: ApiClient, sale_external_id: str, refund: dict,
+def post_refund(session: Session, program: Program, client: ApiClient | ApiCaller, sale_external_id: str, refund: dict,
                 now: datetime) -> RefundResult:
     """Refund part or all of a sale. Points are reversed and restored in proportion to the refunded
     share, cumulatively and rounded down (API.md), so refunds adding up to the sale reverse exactly
@@ -238,7 +239,7 @@ def post_refund(session: Session, program: Program, client: ApiClient, sale_exte
     if refunded == sale.amount:
         give_back_coupons(session, sale, now)
     session.flush()
-    return RefundResult(refund=record, sale=sale, member=snapshot(wallet, now) if wallet else None)
+    return RefundResult(refund=record, sale=sale, member=snapshot(program, wallet, now) if wallet else None)
 
 
 def _move_refund_points(program, wallet, sale, record, reversed_now, qualifying_now, restored_now) -> None:
