@@ -42,7 +42,7 @@ coupons = Blueprint("api_coupons", __name__, url_prefix="/api/v1/coupons", descr
 blueprints = [members, transactions, coupons]
 
 # Two concurrent twins of one request: the loser's insert fails on the unique key after the winner
-# commits; the retry then finds the stored answer and replays it.
+# commits; it then finds the stored answer and replays it.
 IDEMPOTENT_ATTEMPTS = 3
 # An `Idempotency-Key` is stored with its endpoint prefixed, in a column of 300 characters.
 MAX_IDEMPOTENCY_KEY = 255
@@ -53,28 +53,27 @@ for _blueprint in blueprints:
 
 
 def run_idempotent(key: str | None, request_sha256: str, work: Callable[[], tuple[int, dict]]):
-    """Answer a POST once: replay a stored answer, refuse a changed body, or do the work and store it."""
+    """Answer a POST once: do the work and store its answer in the same commit, or replay the stored
+    answer / refuse a changed body. Optimistic: the stored answers are only read when the work fails
+    (a retry fails on the unique keys, or on the state the first attempt left, such as points already
+    spent), so a first attempt, by far the common case, costs no extra statement."""
     client = current_client()
     for attempt in range(IDEMPOTENT_ATTEMPTS):
-        if key is not None:
-            stored = find_stored(db.session, client, {key: request_sha256}).get(key)
-            if isinstance(stored, DomainError):
-                raise stored
-            if stored is not None:
-                return replay(stored)
         try:
             status, body = work()
             if key is not None:
                 remember(db.session, client, key, request_sha256, status, body)
             db.session.commit()
             return json_response(body, status)
-        except IntegrityError:
+        except (IntegrityError, DomainError) as error:
             db.session.rollback()
-            if attempt == IDEMPOTENT_ATTEMPTS - 1:
+            stored = find_stored(db.session, client, {key: request_sha256}).get(key) if key is not None else None
+            if isinstance(stored, DomainError):
+                raise stored from None
+            if stored is not None:
+                return replay(stored)
+            if isinstance(error, DomainError) or attempt == IDEMPOTENT_ATTEMPTS - 1:
                 raise
-        except DomainError:
-            db.session.rollback()
-            raise
 
 
 def header_idempotency_key(endpoint: str) -> str | None:

@@ -265,6 +265,23 @@ def test_replay_returns_the_first_answer_even_after_the_member_moved_on(pos, fac
     assert replay["member"]["points"]["balance"] == 128
 
 
+def test_a_retry_the_spent_points_would_now_refuse_is_still_replayed(pos, factory):
+    """The first attempt spent the points, so doing the work again would be insufficient-points: the
+    stored answer must win over the error the retry runs into."""
+    member_no = factory.member()
+    pos.sale(member_no, 50000, external_id="S-1")
+    first = pos.sale(member_no, 0, external_id="S-2", points_redeemed=500)
+    assert first.status_code == 201
+
+    retry = pos.sale(member_no, 0, external_id="S-2", points_redeemed=500)
+    changed = pos.sale(member_no, 0, external_id="S-2", points_redeemed=499)
+
+    assert retry.status_code == 201 and retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.get_json() == first.get_json()
+    assert_problem(changed, 409, "idempotency-conflict")
+    assert pos.get(f"/members/{member_no}").get_json()["points"]["balance"] == 0
+
+
 def test_external_ids_belong_to_one_client(pos, factory):
     member_no = factory.member()
     web = factory.api_client(name="web shop")
