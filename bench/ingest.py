@@ -143,7 +143,7 @@ def prepare_database(database_url: str, members: int, history: int = 0) -> tuple
         numbers = sorted(taken, key=lambda _: random.random())
         for start in range(0, members, 2000):
             chunk = [Member(member_no=number, name=f"Bench Member {start + i}", email=f"bench{start + i}@example.com",
-                            home_store_id=store.id, status="active", enrolled_at=now, tier=program.entry_tier,
+                            home_store_id=store.id, status="active", enrolled_at=now, tier_id=program.entry_tier.id,
                             tier_since=now, points_balance=0, card_secret=cards.new_card_secret())
                      for i, number in enumerate(numbers[start:start + 2000])]
             db.session.add_all(chunk)

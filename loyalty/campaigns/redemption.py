@@ -279,10 +279,11 @@ def _check_budgets(applied: list[AppliedCoupon]) -> None:
 
 # --- redeeming -----------------------------------------------------------------------------------
 
-def redeem_coupons(session: Session, plan: CouponPlan, transaction, now: datetime) -> None:
-    """Redeem a checked plan's coupons for `transaction` (a sale not yet written). Each limit is one
-    conditional UPDATE; if any loses a race, everything this call did is rolled back to the savepoint
-    and CouponInvalid says why. Call it before writing anything else of the sale."""
+def redeem_coupons(session: Session, plan: CouponPlan, now: datetime) -> None:
+    """Claim a checked plan's coupons for a sale not yet written. Each limit is one conditional
+    UPDATE; if any loses a race, everything this call did is rolled back to the savepoint and
+    CouponInvalid says why. Call it before writing anything else of the sale, and
+    `record_redemptions` once the sale row has its id."""
     if not plan.applied:
         return
     _begin_sqlite_transaction(session)
@@ -296,9 +297,14 @@ def redeem_coupons(session: Session, plan: CouponPlan, transaction, now: datetim
         # Only the counters the UPDATEs moved are stale; they reload if anyone reads them.
         session.expire(item.coupon, ["uses_count", "status", "redeemed_at"])
         session.expire(item.offer, ["redeemed_count", "discount_given"])
+
+
+def record_redemptions(session: Session, plan: CouponPlan, transaction_id: int, now: datetime) -> None:
+    """The CouponRedemption rows of a claimed plan, for the written sale `transaction_id`."""
+    for item in plan.applied:
         session.add(CouponRedemption(
             coupon_id=item.coupon.id, offer_id=item.offer.id, member_id=plan.member.id if plan.member else None,
-            transaction=transaction, discount=item.discount, created_at=now,
+            transaction_id=transaction_id, discount=item.discount, created_at=now,
         ))
 
 

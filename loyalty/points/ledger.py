@@ -17,6 +17,10 @@ from loyalty.errors import InsufficientPoints
 from loyalty.members.models import Member
 from loyalty.points.models import LotAllocation, PointsEntry, PointsLot
 
+ENTRIES = PointsEntry.__table__
+LOTS = PointsLot.__table__
+ALLOCATIONS = LotAllocation.__table__
+
 
 @dataclass(frozen=True)
 class PointsSummary:
@@ -28,14 +32,59 @@ class PointsSummary:
 
 
 @dataclass
+class NewEntry:
+    """A ledger line a wallet will append; `id` is set when `save_wallets` writes it. `transaction`
+    is any object whose `id` is set by then (a sale row, an ORM Transaction)."""
+
+    member_id: int
+    kind: str
+    points: int
+    qualifying_points: int
+    occurred_at: datetime
+    reason: str = ""
+    transaction: object | None = None
+    staff_user_id: int | None = None
+    source: str = ""
+    id: int | None = None
+
+    @property
+    def transaction_id(self) -> int | None:
+        return self.transaction.id if self.transaction is not None else None
+
+
+@dataclass
+class OpenLot:
+    """A lot with points left, as a wallet holds it. A new lot has no `id` until `save_wallets`."""
+
+    id: int | None
+    transaction_id: int | None
+    points: int
+    remaining: int
+    available_at: datetime
+    expires_at: datetime
+    # Set on a lot this wallet credited (written by save_wallets); None for a lot read from the database.
+    entry: NewEntry | None = None
+
+
+@dataclass
 class Wallet:
     """A member's points for one unit of work. Load it with `lock_wallets`, which locks the member
-    rows, so nothing else moves these lots until the caller commits."""
+    rows, so nothing else moves these lots until the caller commits.
+
+    Writes are kept in the wallet and appended in bulk by `save_wallets` (a few multi-row statements
+    for a whole batch of sales rather than ORM objects one by one); the member's cached balance is
+    the ORM attribute, flushed with the session."""
 
     session: Session
     member: Member
     # Lots with points left, consumption order: soonest expiry first.
-    open_lots: list[PointsLot] = field(default_factory=list)
+    open_lots: list[OpenLot] = field(default_factory=list)
+    new_entries: list[NewEntry] = field(default_factory=list)
+    new_lots: list[OpenLot] = field(default_factory=list)
+    # (entry, lot, points) taken
+    new_allocations: list[tuple[NewEntry, OpenLot, int]] = field(default_factory=list)
+    # Lots read from the database whose `remaining` this wallet changed, by identity.
+    touched_lots: dict[int, OpenLot] = field(default_factory=dict)
 
     def available(self, now: datetime) -> int:
         """Points that may be redeemed now: released from hold and not expired."""
@@ -63,24 +112,19 @@ class Wallet:
         expires_at: datetime,
         qualifying_points: int = 0,
         **source,
-    ) -> PointsEntry:
+    ) -> NewEntry:
         """Add points in a new lot; a negative balance is settled out of that lot first."""
         debt = max(0, -self.member.points_balance)
         entry = self._append(kind, points, occurred_at, qualifying_points, source)
         if points <= 0:
             return entry
-        lot = PointsLot(
-            member_id=self.member.id,
-            entry=entry,
-            transaction=source.get("transaction"),
-            points=points,
-            remaining=points - min(debt, points),
-            available_at=available_at,
-            expires_at=expires_at,
-        )
-        self.session.add(lot)
+        transaction = source.get("transaction")
+        lot = OpenLot(id=None, transaction_id=transaction.id if transaction is not None else None, points=points,
+                      remaining=points - min(debt, points), available_at=available_at, expires_at=expires_at,
+                      entry=entry)
+        self.new_lots.append(lot)
         if debt:
-            self.session.add(LotAllocation(entry=entry, lot=lot, points=min(debt, points)))
+            self.new_allocations.append((entry, lot, min(debt, points)))
         if lot.remaining:
             self._insert_open_lot(lot)
         return entry
@@ -91,7 +135,7 @@ class Wallet:
         if points > available:
             raise InsufficientPoints(f"{points} points requested, {available} available")
 
-    def redeem(self, points: int, *, now: datetime, occurred_at: datetime, **source) -> PointsEntry:
+    def redeem(self, points: int, *, now: datetime, occurred_at: datetime, **source) -> NewEntry:
         """Spend available points, soonest-expiring lots first."""
         self.redeem_check(points, now)
         usable = [lot for lot in self.open_lots if lot.available_at <= now < lot.expires_at]
@@ -109,7 +153,7 @@ class Wallet:
         prefer_transaction_id: int | None = None,
         allow_negative: bool = True,
         **source,
-    ) -> PointsEntry:
+    ) -> NewEntry:
         """Take points back (reversal, negative adjustment): the named sale's own lots first, then any
         lot soonest-expiry first, pending or not; what no lot covers becomes a negative balance."""
         if not allow_negative and points > self.member.points_balance:
@@ -121,7 +165,7 @@ class Wallet:
         self._take(entry, others, points - taken)
         return entry
 
-    def expire(self, lot: PointsLot, *, now: datetime, **source) -> PointsEntry:
+    def expire(self, lot: OpenLot, *, now: datetime, **source) -> NewEntry:
         """Write off what is left of a lot past its expiry."""
         entry = self._append("expire", -lot.remaining, now, 0, source)
         self._take(entry, [lot], lot.remaining)
@@ -136,23 +180,17 @@ class Wallet:
             .where(PointsEntry.transaction_id == transaction_id, PointsEntry.kind == "redeem")
         )
 
-    def _append(self, kind, points, occurred_at, qualifying_points, source) -> PointsEntry:
-        entry = PointsEntry(
-            member_id=self.member.id,
-            kind=kind,
-            points=points,
-            qualifying_points=qualifying_points,
-            occurred_at=occurred_at,
-            reason=source.get("reason", ""),
-            transaction=source.get("transaction"),
-            staff_user_id=source.get("staff_user_id"),
-            source=source.get("source", ""),
+    def _append(self, kind, points, occurred_at, qualifying_points, source) -> NewEntry:
+        entry = NewEntry(
+            member_id=self.member.id, kind=kind, points=points, qualifying_points=qualifying_points,
+            occurred_at=occurred_at, reason=source.get("reason", ""), transaction=source.get("transaction"),
+            staff_user_id=source.get("staff_user_id"), source=source.get("source", ""),
         )
-        self.session.add(entry)
+        self.new_entries.append(entry)
         self.member.points_balance += points
         return entry
 
-    def _take(self, entry: PointsEntry, lots: Iterable[PointsLot], points: int) -> int:
+    def _take(self, entry: NewEntry, lots: Iterable[OpenLot], points: int) -> int:
         """Consume up to `points` from `lots` in order, recording each allocation; returns points taken."""
         taken = 0
         for lot in lots:
@@ -163,13 +201,58 @@ class Wallet:
                 continue
             lot.remaining -= part
             taken += part
-            self.session.add(LotAllocation(entry=entry, lot=lot, points=part))
+            self.new_allocations.append((entry, lot, part))
+            if lot.entry is None:
+                self.touched_lots[id(lot)] = lot
         self.open_lots = [lot for lot in self.open_lots if lot.remaining > 0]
         return taken
 
-    def _insert_open_lot(self, lot: PointsLot) -> None:
+    def _insert_open_lot(self, lot: OpenLot) -> None:
         self.open_lots.append(lot)
         self.open_lots.sort(key=lambda open_lot: (open_lot.expires_at, open_lot.id or 0))
+
+
+def save_wallets(session: Session, wallets: Iterable[Wallet]) -> None:
+    """Append what the wallets recorded: entries, then new lots (which name their entry), then
+    allocations, then the new `remaining` of lots already there; one statement per kind of row for
+    all the wallets together. ORM changes (transactions the entries name, member balances) are flushed
+    first so every id exists."""
+    wallets = list(wallets)
+    session.flush()
+    entries = [entry for wallet in wallets for entry in wallet.new_entries]
+    if not entries:
+        return
+    ids = session.execute(
+        sa.insert(ENTRIES).returning(ENTRIES.c.id, sort_by_parameter_order=True),
+        [{"member_id": e.member_id, "kind": e.kind, "points": e.points, "qualifying_points": e.qualifying_points,
+          "occurred_at": e.occurred_at, "reason": e.reason, "transaction_id": e.transaction_id,
+          "staff_user_id": e.staff_user_id, "source": e.source} for e in entries],
+    ).scalars().all()
+    for entry, entry_id in zip(entries, ids, strict=True):
+        entry.id = entry_id
+    lots = [(wallet.member.id, lot) for wallet in wallets for lot in wallet.new_lots]
+    if lots:
+        ids = session.execute(
+            sa.insert(LOTS).returning(LOTS.c.id, sort_by_parameter_order=True),
+            [{"member_id": member_id, "entry_id": lot.entry.id, "transaction_id": lot.entry.transaction_id,
+              "points": lot.points, "remaining": lot.remaining, "available_at": lot.available_at,
+              "expires_at": lot.expires_at} for member_id, lot in lots],
+        ).scalars().all()
+        for (_, lot), lot_id in zip(lots, ids, strict=True):
+            lot.id = lot_id
+            lot.transaction_id = lot.entry.transaction_id
+    allocations = [allocation for wallet in wallets for allocation in wallet.new_allocations]
+    if allocations:
+        session.execute(sa.insert(ALLOCATIONS), [{"entry_id": entry.id, "lot_id": lot.id, "points": points}
+                                                 for entry, lot, points in allocations])
+    touched = [lot for wallet in wallets for lot in wallet.touched_lots.values()]
+    if touched:
+        session.execute(
+            sa.update(LOTS).where(LOTS.c.id == sa.bindparam("lot_id")).values(remaining=sa.bindparam("left")),
+            [{"lot_id": lot.id, "left": lot.remaining} for lot in touched],
+        )
+    for wallet in wallets:
+        wallet.new_entries, wallet.new_lots, wallet.new_allocations, wallet.touched_lots = [], [], [], {}
 
 
 def lock_wallets(session: Session, member_ids: Iterable[int]) -> dict[int, Wallet]:
@@ -183,14 +266,8 @@ def lock_wallets(session: Session, member_ids: Iterable[int]) -> dict[int, Walle
         .execution_options(populate_existing=True)
     ).all()
     wallets = {member.id: Wallet(session, member) for member in members}
-    lots = session.scalars(
-        sa.select(PointsLot)
-        .where(PointsLot.member_id.in_(ids), PointsLot.remaining > 0)
-        .order_by(PointsLot.member_id, PointsLot.expires_at, PointsLot.id)
-        .execution_options(populate_existing=True)
-    )
-    for lot in lots:
-        wallets[lot.member_id].open_lots.append(lot)
+    for member_id, lot in _open_lots(session, ids):
+        wallets[member_id].open_lots.append(lot)
     return wallets
 
 
@@ -200,8 +277,16 @@ def lock_wallet(session: Session, member_id: int) -> Wallet:
 
 def load_wallet(session: Session, member: Member) -> Wallet:
     """A read-only view of a member's points (no lock): for showing, never for writing."""
-    lots = session.scalars(
-        sa.select(PointsLot).where(PointsLot.member_id == member.id, PointsLot.remaining > 0)
-        .order_by(PointsLot.expires_at, PointsLot.id)
-    ).all()
-    return Wallet(session, member, list(lots))
+    return Wallet(session, member, [lot for _, lot in _open_lots(session, [member.id])])
+
+
+def _open_lots(session: Session, member_ids: list[int]) -> Iterable[tuple[int, OpenLot]]:
+    """(member_id, lot) of the lots with points left, each member's in consumption order."""
+    rows = session.execute(
+        sa.select(LOTS.c.member_id, LOTS.c.id, LOTS.c.transaction_id, LOTS.c.points, LOTS.c.remaining,
+                  LOTS.c.available_at, LOTS.c.expires_at)
+        .where(LOTS.c.member_id.in_(member_ids), LOTS.c.remaining > 0)
+        .order_by(LOTS.c.member_id, LOTS.c.expires_at, LOTS.c.id)
+    )
+    return [(member_id, OpenLot(lot_id, transaction_id, points, remaining, available_at, expires_at))
+            for member_id, lot_id, transaction_id, points, remaining, available_at, expires_at in rows]

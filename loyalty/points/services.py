@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from loyalty.auth.models import AuditEvent, StaffUser
 from loyalty.errors import ValidationFailed
 from loyalty.members.models import Member
-from loyalty.points.ledger import lock_wallet, lock_wallets
+from loyalty.points.ledger import NewEntry, lock_wallet, lock_wallets, save_wallets
 from loyalty.points.models import LotAllocation, PointsEntry, PointsLot
 from loyalty.points.program import Program
 from loyalty.sales.models import Transaction
@@ -26,11 +26,12 @@ def expire_lots(session: Session, now: datetime, *, max_members: int = EXPIRY_BA
         .group_by(PointsLot.member_id).order_by(PointsLot.member_id).limit(max_members)
     ).all()
     expired = 0
-    for wallet in lock_wallets(session, member_ids).values():
+    wallets = lock_wallets(session, member_ids).values()
+    for wallet in wallets:
         for lot in [lot for lot in wallet.open_lots if lot.expires_at <= now]:
             wallet.expire(lot, now=now, reason="points expired", source="job:expire-lots")
             expired += 1
-    session.flush()
+    save_wallets(session, wallets)
     return expired
 
 
@@ -46,7 +47,7 @@ def release_holds(session: Session, now: datetime) -> int:
 
 
 def adjust_points(session: Session, program: Program, member: Member, points: int, *, reason: str,
-                  staff_user: StaffUser, now: datetime) -> PointsEntry:
+                  staff_user: StaffUser, now: datetime) -> NewEntry:
     """A staff correction with a reason, audited. A deduction may not take the balance below zero."""
     if points == 0:
         raise ValidationFailed("an adjustment must change the balance", errors={"points": ["Must not be zero."]})
@@ -63,7 +64,7 @@ def adjust_points(session: Session, program: Program, member: Member, points: in
     session.add(AuditEvent(staff_user_id=staff_user.id, member_id=member.id, action="points.adjust",
                            before=before, after={"points_balance": wallet.member.points_balance,
                                                  "points": points, "reason": reason.strip()}, created_at=now))
-    session.flush()
+    save_wallets(session, [wallet])
     return entry
 
 

@@ -15,7 +15,13 @@ from sqlalchemy.orm import Session
 
 from loyalty.auth.models import ApiClient, Store
 from loyalty.auth.services import ApiCaller
-from loyalty.campaigns.redemption import CouponPlan, give_back_coupons, plan_coupons, redeem_coupons
+from loyalty.campaigns.redemption import (
+    CouponPlan,
+    give_back_coupons,
+    plan_coupons,
+    record_redemptions,
+    redeem_coupons,
+)
 from loyalty.errors import (
     CurrencyMismatch,
     DomainError,
@@ -27,10 +33,13 @@ from loyalty.errors import (
 from loyalty.members.models import Member
 from loyalty.members.services import resolve_member_codes
 from loyalty.points.earning import SaleLine, compute_earning
-from loyalty.points.ledger import PointsSummary, Wallet, lock_wallet, lock_wallets
+from loyalty.points.ledger import PointsSummary, Wallet, lock_wallet, lock_wallets, save_wallets
 from loyalty.points.program import Program, TierCopy
 from loyalty.points.tiers import qualifying_points, upgrade_if_qualified
 from loyalty.sales.models import Transaction, TransactionLine
+
+TRANSACTIONS = Transaction.__table__
+LINES = TransactionLine.__table__
 
 
 @dataclass(frozen=True)
@@ -42,9 +51,32 @@ class MemberSnapshot:
     points: PointsSummary
 
 
+@dataclass
+class SaleRow:
+    """A sale as posted: what `transactions` will hold for it (written in bulk by `_write_sales`,
+    which sets `id`), with the attribute names of Transaction so a response reads either."""
+
+    client_id: int
+    external_id: str
+    store_id: int
+    member_id: int | None
+    channel: str
+    occurred_at: datetime
+    currency: str
+    amount: int
+    subtotal: int
+    points_redeemed: int
+    lines: list[dict]
+    points_earned: int = 0
+    qualifying_points: int = 0
+    coupons: CouponPlan | None = None
+    id: int | None = None
+    kind: str = "sale"
+
+
 @dataclass(frozen=True)
 class SaleResult:
-    transaction: Transaction
+    transaction: SaleRow
     member: MemberSnapshot | None
     coupons: list[dict] = field(default_factory=list)
 
@@ -58,7 +90,11 @@ class RefundResult:
 
 def post_sales(session: Session, program: Program, client: ApiClient | ApiCaller, sales: Sequence[dict],
                now: datetime) -> list[SaleResult | DomainError]:
-    """Post validated sale payloads (see pos_api.schemas.SaleSchema); one result per sale, in order."""
+    """Post validated sale payloads (see pos_api.schemas.SaleSchema); one result per sale, in order.
+
+    Each sale is decided in memory (its coupons claimed in a savepoint, the only step the database
+    may still refuse), then the accepted sales are written together: transactions and lines, coupon
+    redemptions, and the ledger rows of every wallet, a few multi-row statements in all."""
     members = resolve_member_codes(session, [sale["member"] for sale in sales if sale.get("member")], now)
     stores = _stores_by_code(session, client, sales)
     member_ids = [found.id for found in members.values() if isinstance(found, Member)]
@@ -70,7 +106,8 @@ def post_sales(session: Session, program: Program, client: ApiClient | ApiCaller
             results.append(_post_sale(session, program, client, sale, members, stores, wallets, qualifying, now))
         except DomainError as error:
             results.append(error)
-    session.flush()
+    _write_sales(session, [result.transaction for result in results if isinstance(result, SaleResult)], now)
+    save_wallets(session, wallets.values())
     return results
 
 
@@ -80,17 +117,16 @@ def _post_sale(session, program, client, sale, members, stores, wallets, qualify
     _check_sale(program, sale, wallet, now)
     coupons = plan_coupons(session, sale.get("coupons") or [], wallet.member if wallet else None,
                            subtotal=sale.get("subtotal", sale["amount"]), lines=sale.get("lines") or [], now=now)
-    transaction = _new_transaction(client, store, wallet, sale)
-    # First of the sale's writes: the limits the database enforces may still refuse it here.
-    redeem_coupons(session, coupons, transaction, now)
-    session.add(transaction)
+    # The one step the database may still refuse; from here on the sale is accepted.
+    redeem_coupons(session, coupons, now)
+    row = _sale_row(client, store, wallet, sale, coupons)
     if wallet is None:
-        return SaleResult(transaction=transaction, member=None, coupons=coupons.response())
-    if transaction.points_redeemed:
-        wallet.redeem(transaction.points_redeemed, now=now, occurred_at=transaction.occurred_at,
-                      transaction=transaction, reason=f"sale {transaction.external_id}", source="transaction")
-    _earn(program, wallet, transaction, qualifying, now, coupons)
-    return SaleResult(transaction=transaction, member=snapshot(program, wallet, now), coupons=coupons.response())
+        return SaleResult(transaction=row, member=None, coupons=coupons.response())
+    if row.points_redeemed:
+        wallet.redeem(row.points_redeemed, now=now, occurred_at=row.occurred_at, transaction=row,
+                      reason=f"sale {row.external_id}", source="transaction")
+    _earn(program, wallet, row, qualifying, now, coupons)
+    return SaleResult(transaction=row, member=snapshot(program, wallet, now), coupons=coupons.response())
 
 
 def _check_sale(program: Program, sale: dict, wallet: Wallet | None, now: datetime) -> None:
@@ -105,28 +141,51 @@ def _check_sale(program: Program, sale: dict, wallet: Wallet | None, now: dateti
         wallet.redeem_check(redeem, now)
 
 
-def _new_transaction(client: ApiClient | ApiCaller, store: Store, wallet: Wallet | None, sale: dict) -> Transaction:
+def _sale_row(client, store, wallet: Wallet | None, sale: dict, coupons: CouponPlan) -> SaleRow:
     lines = [
-        TransactionLine(line_no=number, sku=line["sku"], category=line.get("category"),
-                        quantity=line.get("quantity", 1), unit_price=line.get("unit_price", line["amount"]),
-                        amount=line["amount"])
+        {"line_no": number, "sku": line["sku"], "category": line.get("category"),
+         "quantity": line.get("quantity", 1), "unit_price": line.get("unit_price", line["amount"]),
+         "amount": line["amount"]}
         for number, line in enumerate(sale.get("lines") or [], start=1)
     ]
-    return Transaction(
-        client_id=client.id, kind="sale", external_id=sale["external_id"], store_id=store.id,
+    return SaleRow(
+        client_id=client.id, external_id=sale["external_id"], store_id=store.id,
         member_id=wallet.member.id if wallet else None, channel=sale.get("channel", "pos"),
         occurred_at=sale["occurred_at"], currency=sale["currency"], amount=sale["amount"],
         subtotal=sale.get("subtotal", sale["amount"]), points_redeemed=sale.get("points_redeemed") or 0,
-        lines=lines,
+        lines=lines, coupons=coupons,
     )
 
 
-def _earn(program: Program, wallet: Wallet, transaction: Transaction, qualifying: dict[int, int],
+def _write_sales(session: Session, rows: list[SaleRow], now: datetime) -> None:
+    """Insert the accepted sales and their lines (one multi-row statement each) and record their
+    coupon redemptions. A duplicate external_id fails here on the unique key (IntegrityError)."""
+    if not rows:
+        return
+    ids = session.execute(
+        sa.insert(TRANSACTIONS).returning(TRANSACTIONS.c.id, sort_by_parameter_order=True),
+        [{"client_id": row.client_id, "kind": "sale", "external_id": row.external_id, "store_id": row.store_id,
+          "member_id": row.member_id, "channel": row.channel, "occurred_at": row.occurred_at,
+          "currency": row.currency, "amount": row.amount, "subtotal": row.subtotal,
+          "points_earned": row.points_earned, "qualifying_points": row.qualifying_points,
+          "points_redeemed": row.points_redeemed} for row in rows],
+    ).scalars().all()
+    for row, transaction_id in zip(rows, ids, strict=True):
+        row.id = transaction_id
+    lines = [{"transaction_id": row.id, **line} for row in rows for line in row.lines]
+    if lines:
+        session.execute(sa.insert(LINES), lines)
+    for row in rows:
+        if row.coupons is not None:
+            record_redemptions(session, row.coupons, row.id, now)
+
+
+def _earn(program: Program, wallet: Wallet, row: SaleRow, qualifying: dict[int, int],
           now: datetime, coupons: CouponPlan) -> None:
     member = wallet.member
     sale_figures = dict(
-        amount=transaction.amount, subtotal=transaction.subtotal, occurred_at=transaction.occurred_at,
-        lines=[SaleLine(line.sku, line.category, line.amount) for line in transaction.lines],
+        amount=row.amount, subtotal=row.subtotal, occurred_at=row.occurred_at,
+        lines=[SaleLine(line["sku"], line["category"], line["amount"]) for line in row.lines],
     )
     tier = program.tier(member.tier_id)
     earning = compute_earning(program.settings, tier, program.earning_rules, **sale_figures)
@@ -134,17 +193,17 @@ def _earn(program: Program, wallet: Wallet, transaction: Transaction, qualifying
         extra = coupons.extra_points(earning.base_points + earning.bonus_points)
         earning = compute_earning(program.settings, tier, program.earning_rules, extra_bonus=extra,
                                   **sale_figures)
-    transaction.points_earned = earning.points
-    transaction.qualifying_points = earning.base_points
+    row.points_earned = earning.points
+    row.qualifying_points = earning.base_points
     if earning.points or earning.base_points:
-        available_at, expires_at = program.lot_dates(transaction.occurred_at)
+        available_at, expires_at = program.lot_dates(row.occurred_at)
         # A till whose clock runs a few minutes fast must not hold back points the program makes
         # available at once: the hold never starts later than the sale was posted.
         available_at = min(available_at, program.lot_dates(now)[0])
-        wallet.credit("earn", earning.points, occurred_at=transaction.occurred_at, available_at=available_at,
-                      expires_at=expires_at, qualifying_points=earning.base_points, transaction=transaction,
-                      reason=f"sale {transaction.external_id}", source="transaction")
-    if member.id in qualifying and transaction.occurred_at > program.qualifying_window_start(now):
+        wallet.credit("earn", earning.points, occurred_at=row.occurred_at, available_at=available_at,
+                      expires_at=expires_at, qualifying_points=earning.base_points, transaction=row,
+                      reason=f"sale {row.external_id}", source="transaction")
+    if member.id in qualifying and row.occurred_at > program.qualifying_window_start(now):
         qualifying[member.id] += earning.base_points
         upgrade_if_qualified(wallet.session, program, member, qualifying[member.id], now)
 
@@ -238,7 +297,7 @@ def post_refund(session: Session, program: Program, client: ApiClient | ApiCalle
         _move_refund_points(program, wallet, sale, record, reversed_now, qualifying_now, restored_now)
     if refunded == sale.amount:
         give_back_coupons(session, sale, now)
-    session.flush()
+    save_wallets(session, [wallet] if wallet else [])
     return RefundResult(refund=record, sale=sale, member=snapshot(program, wallet, now) if wallet else None)
 
 

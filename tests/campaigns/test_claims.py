@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from loyalty.auth.models import ApiClient
 from loyalty.campaigns import codes
 from loyalty.campaigns.models import Coupon, Offer, OfferMemberUse
-from loyalty.campaigns.redemption import plan_coupons, redeem_coupons
+from loyalty.campaigns.redemption import plan_coupons, record_redemptions, redeem_coupons
 from loyalty.clock import utcnow
 from loyalty.errors import CouponInvalid
 from loyalty.extensions import db
@@ -53,7 +53,7 @@ def test_a_claim_lost_after_the_checks_rolls_back_the_sales_earlier_claims(app, 
         other_till(app, sa.update(Offer).where(Offer.id != limited["id"]).values(redeemed_count=1))
 
         try:
-            redeem_coupons(session, plan, sale_row(member), utcnow())
+            redeem_coupons(session, plan, utcnow())
         except CouponInvalid as error:
             refused = error
         session.commit()  # what the caller does for the other sales of its batch
@@ -75,7 +75,7 @@ def test_a_coupon_used_meanwhile_is_refused_as_used(app, campaigns, factory):
         plan = plan_coupons(session, [code], member, subtotal=12800, lines=[], now=utcnow())
         other_till(app, sa.update(Coupon).values(uses_count=1, status="redeemed"))
         try:
-            redeem_coupons(session, plan, sale_row(member), utcnow())
+            redeem_coupons(session, plan, utcnow())
         except CouponInvalid as error:
             assert error.reason == "limit-reached"
         else:
@@ -90,7 +90,7 @@ def test_redemption_is_rolled_back_with_the_callers_transaction(app, campaigns, 
         session = db.session
         member = load(session, member_no)
         plan = plan_coupons(session, [code], member, subtotal=12800, lines=[], now=utcnow())
-        redeem_coupons(session, plan, sale_row(member), utcnow())
+        redeem_coupons(session, plan, utcnow())
         assert counters(code)[:2] == ("redeemed", 1)
         session.rollback()  # e.g. the sale failed later, or its idempotency record lost a race
 
@@ -110,14 +110,14 @@ def test_a_lost_claim_leaves_the_earlier_sales_of_its_batch_alone(app, campaigns
         # lets one writer at a time); then sale 1 is redeemed, its rows left pending in the session.
         plan = plan_coupons(session, [lost], second, subtotal=12800, lines=[], now=utcnow())
         other_till(app, sa.update(Offer).where(Offer.budget_count.is_not(None)).values(redeemed_count=1))
+        kept_plan = plan_coupons(session, [kept], first, subtotal=12800, lines=[], now=utcnow())
+        redeem_coupons(session, kept_plan, utcnow())
         sale = sale_row(first)
-        redeem_coupons(session, plan_coupons(session, [kept], first, subtotal=12800, lines=[], now=utcnow()),
-                       sale, utcnow())
         session.add(sale)
-        second_sale = sale_row(second)
-        second_sale.external_id = "T-2"
+        session.flush()
+        record_redemptions(session, kept_plan, sale.id, utcnow())
         try:
-            redeem_coupons(session, plan, second_sale, utcnow())
+            redeem_coupons(session, plan, utcnow())
         except CouponInvalid:
             pass
         session.commit()
