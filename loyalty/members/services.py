@@ -78,9 +78,12 @@ def get_member_by_no(session: Session, member_no: str) -> Member | None:
     return session.scalar(sa.select(Member).where(Member.member_no == member_no, Member.status != "erased"))
 
 
-def resolve_member_codes(session: Session, codes: Iterable[str], now: datetime) -> dict[str, Member | Exception]:
+def resolve_member_codes(session: Session, codes: Iterable[str], now: datetime, *,
+                         lock: bool = False) -> dict[str, Member | Exception]:
     """Map each code (card token, member number or E.164 phone) to its member, or to the error that
-    says why it names nobody. One query per kind of code, so a batch of sales resolves cheaply."""
+    says why it names nobody. One query whatever the mix of codes, so a batch of sales resolves
+    cheaply; with `lock` it also locks the members found, in id order (the order every unit of work
+    locks members in, so concurrent ones cannot deadlock)."""
     by_code: dict[str, Member | Exception] = {}
     numbers, phones, tokens = {}, {}, {}
     for code in set(codes):
@@ -92,18 +95,25 @@ def resolve_member_codes(session: Session, codes: Iterable[str], now: datetime) 
         elif (decoded := cards.decode_card_token(cleaned)) is not None:
             tokens[code] = decoded
         by_code[code] = UnknownMember(f"no member has the code {code!r}")
-    live = Member.status != "erased"
-    if numbers:
-        for member in session.scalars(sa.select(Member).where(Member.member_no.in_(numbers), live)):
+    named = [condition for condition in (
+        Member.member_no.in_(numbers) if numbers else None,
+        Member.phone.in_(phones) if phones else None,
+        Member.id.in_({decoded.member_id for decoded in tokens.values()}) if tokens else None,
+    ) if condition is not None]
+    if not named:
+        return by_code
+    query = sa.select(Member).where(sa.or_(*named), Member.status != "erased").order_by(Member.id)
+    if lock:
+        query = query.with_for_update(of=Member).execution_options(populate_existing=True)
+    by_id = {}
+    for member in session.scalars(query):
+        by_id[member.id] = member
+        if member.member_no in numbers:
             by_code[numbers[member.member_no]] = member
-    if phones:
-        for member in session.scalars(sa.select(Member).where(Member.phone.in_(phones), live)):
+        if member.phone in phones:
             by_code[phones[member.phone]] = member
-    if tokens:
-        ids = {decoded.member_id for decoded in tokens.values()}
-        members = {m.id: m for m in session.scalars(sa.select(Member).where(Member.id.in_(ids), live))}
-        for code, decoded in tokens.items():
-            by_code[code] = _check_token(members.get(decoded.member_id), decoded, now)
+    for code, decoded in tokens.items():
+        by_code[code] = _check_token(by_id.get(decoded.member_id), decoded, now)
     return by_code
 
 

@@ -265,9 +265,15 @@ def lock_wallets(session: Session, member_ids: Iterable[int]) -> dict[int, Walle
         sa.select(Member).where(Member.id.in_(ids)).order_by(Member.id).with_for_update(of=Member)
         .execution_options(populate_existing=True)
     ).all()
-    wallets = {member.id: Wallet(session, member) for member in members}
-    for member_id, lot in _open_lots(session, ids):
-        wallets[member_id].open_lots.append(lot)
+    return wallets_for(session, members)
+
+
+def wallets_for(session: Session, locked_members: Iterable[Member]) -> dict[int, Wallet]:
+    """Wallets of members the caller has already locked (see lock_wallets), with their open lots."""
+    wallets = {member.id: Wallet(session, member) for member in locked_members}
+    if wallets:
+        for member_id, lot in _open_lots(session, list(wallets)):
+            wallets[member_id].open_lots.append(lot)
     return wallets
 
 

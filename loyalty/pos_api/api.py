@@ -30,6 +30,7 @@ from loyalty.pos_api.idempotency import (
     json_response,
     load_stored,
     remember,
+    remember_all,
     replay,
 )
 from loyalty.pos_api.problems import problem_body
@@ -189,8 +190,8 @@ def decode_cursor(cursor: str) -> int:
 # --- sales and refunds ---------------------------------------------------------------------------
 
 @transactions.route("", methods=["POST"])
-@transactions.arguments(schemas.SaleSchema)
-@transactions.response(201, schemas.SaleResponseSchema)
+@transactions.arguments(schemas.sale_schema)
+@transactions.response(201, schemas.sale_response_schema)
 @transactions.alt_response(409, description="idempotency-conflict")
 @transactions.alt_response(422, description="unknown-member, insufficient-points, coupon-invalid, ...")
 def post_sale(sale):
@@ -239,14 +240,16 @@ def _post_batch_once(items: list[dict]) -> list[dict]:
         to_post.append(index)
     posted = post_sales(db.session, load_program(db.session), client, [parsed[i] for i in to_post], utcnow())
     outcomes: dict[int, dict] = {}
+    answers = []
     for index, result in zip(to_post, posted):
         outcomes[index] = _batch_outcome(parsed[index]["external_id"], result, replayed=False)
         if isinstance(result, SaleResult):
-            remember(db.session, client, keys[index], prints[index], 201, outcomes[index]["transaction"])
+            answers.append((keys[index], prints[index], 201, outcomes[index]["transaction"]))
             stored[keys[index]] = StoredResponse(201, outcomes[index]["transaction"], prints[index])
         else:
             # Its twins later in this batch fail the same way, with the same problem.
             stored[keys[index]] = result
+    remember_all(db.session, client, answers)
     results = []
     for index, sale in enumerate(parsed):
         if index in outcomes:

@@ -56,8 +56,16 @@ def conflict() -> IdempotencyConflict:
 
 
 def remember(session: Session, client: ApiCaller, key: str, request_sha256: str, status: int, body: dict) -> None:
-    session.add(IdempotencyRecord(client_id=client.id, key=key, request_sha256=request_sha256,
-                                  response_status=status, response_body=body))
+    remember_all(session, client, [(key, request_sha256, status, body)])
+
+
+def remember_all(session: Session, client: ApiCaller, answers: list[tuple[str, str, int, dict]]) -> None:
+    """Store (key, request_sha256, status, body) answers with one multi-row INSERT; a key already
+    stored (a concurrent twin committed first) fails here with IntegrityError."""
+    if answers:
+        session.execute(sa.insert(IdempotencyRecord.__table__), [
+            {"client_id": client.id, "key": key, "request_sha256": request_sha256, "response_status": status,
+             "response_body": body} for key, request_sha256, status, body in answers])
 
 
 def replay(stored: StoredResponse) -> Response:

@@ -33,7 +33,7 @@ from loyalty.errors import (
 from loyalty.members.models import Member
 from loyalty.members.services import resolve_member_codes
 from loyalty.points.earning import SaleLine, compute_earning
-from loyalty.points.ledger import PointsSummary, Wallet, lock_wallet, lock_wallets, save_wallets
+from loyalty.points.ledger import PointsSummary, Wallet, lock_wallet, save_wallets, wallets_for
 from loyalty.points.program import Program, TierCopy
 from loyalty.points.tiers import qualifying_points, upgrade_if_qualified
 from loyalty.sales.models import Transaction, TransactionLine
@@ -95,10 +95,11 @@ def post_sales(session: Session, program: Program, client: ApiClient | ApiCaller
     Each sale is decided in memory (its coupons claimed in a savepoint, the only step the database
     may still refuse), then the accepted sales are written together: transactions and lines, coupon
     redemptions, and the ledger rows of every wallet, a few multi-row statements in all."""
-    members = resolve_member_codes(session, [sale["member"] for sale in sales if sale.get("member")], now)
+    members = resolve_member_codes(session, [sale["member"] for sale in sales if sale.get("member")], now,
+                                   lock=True)
     stores = _stores_by_code(session, client, sales)
-    member_ids = [found.id for found in members.values() if isinstance(found, Member)]
-    wallets = lock_wallets(session, member_ids)
+    wallets = wallets_for(session, {found.id: found for found in members.values() if isinstance(found, Member)}
+                          .values())
     qualifying = _qualifying_for_upgrade(session, program, wallets.values(), now)
     results: list[SaleResult | DomainError] = []
     for sale in sales:
