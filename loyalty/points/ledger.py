@@ -12,6 +12,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from loyalty.errors import InsufficientPoints
 from loyalty.members.models import Member
@@ -20,6 +21,7 @@ from loyalty.points.models import LotAllocation, PointsEntry, PointsLot
 ENTRIES = PointsEntry.__table__
 LOTS = PointsLot.__table__
 ALLOCATIONS = LotAllocation.__table__
+MEMBERS = Member.__table__
 
 
 @dataclass(frozen=True)
@@ -214,10 +216,15 @@ class Wallet:
 
 def save_wallets(session: Session, wallets: Iterable[Wallet]) -> None:
     """Append what the wallets recorded: entries, then new lots (which name their entry), then
-    allocations, then the new `remaining` of lots already there; one statement per kind of row for
-    all the wallets together. ORM changes (transactions the entries name, member balances) are flushed
-    first so every id exists."""
-    wallets = list(wallets)
+    allocations, then the new `remaining` of lots already there, then the members' cached balances;
+    one statement per kind of row for all the wallets together. Other ORM changes (transactions the
+    entries name, tier changes) are flushed first so every id exists."""
+    wallets = [wallet for wallet in wallets if wallet.new_entries]
+    balances = [{"member_id": wallet.member.id, "balance": wallet.member.points_balance} for wallet in wallets]
+    for wallet in wallets:
+        # Written below with the others; the ORM is told the row already holds it, so it does not
+        # send an UPDATE of its own for each member.
+        set_committed_value(wallet.member, "points_balance", wallet.member.points_balance)
     session.flush()
     entries = [entry for wallet in wallets for entry in wallet.new_entries]
     if not entries:
@@ -251,6 +258,11 @@ def save_wallets(session: Session, wallets: Iterable[Wallet]) -> None:
             sa.update(LOTS).where(LOTS.c.id == sa.bindparam("lot_id")).values(remaining=sa.bindparam("left")),
             [{"lot_id": lot.id, "left": lot.remaining} for lot in touched],
         )
+    session.execute(
+        sa.update(MEMBERS).where(MEMBERS.c.id == sa.bindparam("member_id"))
+        .values(points_balance=sa.bindparam("balance")),
+        balances,
+    )
     for wallet in wallets:
         wallet.new_entries, wallet.new_lots, wallet.new_allocations, wallet.touched_lots = [], [], [], {}
 
