@@ -189,7 +189,9 @@ class Wallet:
             staff_user_id=source.get("staff_user_id"), source=source.get("source", ""),
         )
         self.new_entries.append(entry)
-        self.member.points_balance += points
+        # The balance is written by save_wallets with the other members'; the ORM is told the row
+        # already holds it, so no flush sends an UPDATE of its own for each member.
+        set_committed_value(self.member, "points_balance", self.member.points_balance + points)
         return entry
 
     def _take(self, entry: NewEntry, lots: Iterable[OpenLot], points: int) -> int:
@@ -221,10 +223,6 @@ def save_wallets(session: Session, wallets: Iterable[Wallet]) -> None:
     entries name, tier changes) are flushed first so every id exists."""
     wallets = [wallet for wallet in wallets if wallet.new_entries]
     balances = [{"member_id": wallet.member.id, "balance": wallet.member.points_balance} for wallet in wallets]
-    for wallet in wallets:
-        # Written below with the others; the ORM is told the row already holds it, so it does not
-        # send an UPDATE of its own for each member.
-        set_committed_value(wallet.member, "points_balance", wallet.member.points_balance)
     session.flush()
     entries = [entry for wallet in wallets for entry in wallet.new_entries]
     if not entries:
