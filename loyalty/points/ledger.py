@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from loyalty.bulk import insert_rows
 from loyalty.errors import InsufficientPoints
 from loyalty.members.models import Member
 from loyalty.points.models import LotAllocation, PointsEntry, PointsLot
@@ -219,37 +220,30 @@ class Wallet:
 def save_wallets(session: Session, wallets: Iterable[Wallet]) -> None:
     """Append what the wallets recorded: entries, then new lots (which name their entry), then
     allocations, then the new `remaining` of lots already there, then the members' cached balances;
-    one statement per kind of row for all the wallets together. Other ORM changes (transactions the
-    entries name, tier changes) are flushed first so every id exists."""
+    one statement (or COPY, see loyalty/bulk.py) per kind of row for all the wallets together. Other
+    ORM changes (transactions the entries name, tier changes) are flushed first so every id exists."""
     wallets = [wallet for wallet in wallets if wallet.new_entries]
     balances = [{"member_id": wallet.member.id, "balance": wallet.member.points_balance} for wallet in wallets]
     session.flush()
     entries = [entry for wallet in wallets for entry in wallet.new_entries]
     if not entries:
         return
-    ids = session.execute(
-        sa.insert(ENTRIES).returning(ENTRIES.c.id, sort_by_parameter_order=True),
-        [{"member_id": e.member_id, "kind": e.kind, "points": e.points, "qualifying_points": e.qualifying_points,
-          "occurred_at": e.occurred_at, "reason": e.reason, "transaction_id": e.transaction_id,
-          "staff_user_id": e.staff_user_id, "source": e.source} for e in entries],
-    ).scalars().all()
+    ids = insert_rows(session, ENTRIES, [
+        {"member_id": e.member_id, "kind": e.kind, "points": e.points, "qualifying_points": e.qualifying_points,
+         "occurred_at": e.occurred_at, "reason": e.reason, "transaction_id": e.transaction_id,
+         "staff_user_id": e.staff_user_id, "source": e.source} for e in entries], return_ids=True)
     for entry, entry_id in zip(entries, ids, strict=True):
         entry.id = entry_id
     lots = [(wallet.member.id, lot) for wallet in wallets for lot in wallet.new_lots]
-    if lots:
-        ids = session.execute(
-            sa.insert(LOTS).returning(LOTS.c.id, sort_by_parameter_order=True),
-            [{"member_id": member_id, "entry_id": lot.entry.id, "transaction_id": lot.entry.transaction_id,
-              "points": lot.points, "remaining": lot.remaining, "available_at": lot.available_at,
-              "expires_at": lot.expires_at} for member_id, lot in lots],
-        ).scalars().all()
-        for (_, lot), lot_id in zip(lots, ids, strict=True):
-            lot.id = lot_id
-            lot.transaction_id = lot.entry.transaction_id
-    allocations = [allocation for wallet in wallets for allocation in wallet.new_allocations]
-    if allocations:
-        session.execute(sa.insert(ALLOCATIONS), [{"entry_id": entry.id, "lot_id": lot.id, "points": points}
-                                                 for entry, lot, points in allocations])
+    ids = insert_rows(session, LOTS, [
+        {"member_id": member_id, "entry_id": lot.entry.id, "transaction_id": lot.entry.transaction_id,
+         "points": lot.points, "remaining": lot.remaining, "available_at": lot.available_at,
+         "expires_at": lot.expires_at} for member_id, lot in lots], return_ids=True)
+    for (_, lot), lot_id in zip(lots, ids, strict=True):
+        lot.id = lot_id
+        lot.transaction_id = lot.entry.transaction_id
+    insert_rows(session, ALLOCATIONS, [{"entry_id": entry.id, "lot_id": lot.id, "points": points}
+                                       for wallet in wallets for entry, lot, points in wallet.new_allocations])
     touched = [lot for wallet in wallets for lot in wallet.touched_lots.values()]
     if touched:
         session.execute(

@@ -14,6 +14,7 @@ from flask import Response
 from sqlalchemy.orm import Session
 
 from loyalty.auth.services import ApiCaller
+from loyalty.bulk import insert_rows
 from loyalty.errors import IdempotencyConflict
 from loyalty.sales.models import IdempotencyRecord
 
@@ -62,10 +63,9 @@ def remember(session: Session, client: ApiCaller, key: str, request_sha256: str,
 def remember_all(session: Session, client: ApiCaller, answers: list[tuple[str, str, int, dict]]) -> None:
     """Store (key, request_sha256, status, body) answers with one multi-row INSERT; a key already
     stored (a concurrent twin committed first) fails here with IntegrityError."""
-    if answers:
-        session.execute(sa.insert(IdempotencyRecord.__table__), [
-            {"client_id": client.id, "key": key, "request_sha256": request_sha256, "response_status": status,
-             "response_body": body} for key, request_sha256, status, body in answers])
+    insert_rows(session, IdempotencyRecord.__table__, [
+        {"client_id": client.id, "key": key, "request_sha256": request_sha256, "response_status": status,
+         "response_body": body} for key, request_sha256, status, body in answers])
 
 
 def replay(stored: StoredResponse) -> Response:

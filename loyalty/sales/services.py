@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from loyalty.auth.models import ApiClient, Store
 from loyalty.auth.services import ApiCaller
+from loyalty.bulk import insert_rows
 from loyalty.campaigns.redemption import (
     CouponPlan,
     give_back_coupons,
@@ -163,19 +164,15 @@ def _write_sales(session: Session, rows: list[SaleRow], now: datetime) -> None:
     coupon redemptions. A duplicate external_id fails here on the unique key (IntegrityError)."""
     if not rows:
         return
-    ids = session.execute(
-        sa.insert(TRANSACTIONS).returning(TRANSACTIONS.c.id, sort_by_parameter_order=True),
-        [{"client_id": row.client_id, "kind": "sale", "external_id": row.external_id, "store_id": row.store_id,
-          "member_id": row.member_id, "channel": row.channel, "occurred_at": row.occurred_at,
-          "currency": row.currency, "amount": row.amount, "subtotal": row.subtotal,
-          "points_earned": row.points_earned, "qualifying_points": row.qualifying_points,
-          "points_redeemed": row.points_redeemed} for row in rows],
-    ).scalars().all()
+    ids = insert_rows(session, TRANSACTIONS, [
+        {"client_id": row.client_id, "kind": "sale", "external_id": row.external_id, "store_id": row.store_id,
+         "member_id": row.member_id, "channel": row.channel, "occurred_at": row.occurred_at,
+         "currency": row.currency, "amount": row.amount, "subtotal": row.subtotal,
+         "points_earned": row.points_earned, "qualifying_points": row.qualifying_points,
+         "points_redeemed": row.points_redeemed} for row in rows], return_ids=True)
     for row, transaction_id in zip(rows, ids, strict=True):
         row.id = transaction_id
-    lines = [{"transaction_id": row.id, **line} for row in rows for line in row.lines]
-    if lines:
-        session.execute(sa.insert(LINES), lines)
+    insert_rows(session, LINES, [{"transaction_id": row.id, **line} for row in rows for line in row.lines])
     for row in rows:
         if row.coupons is not None:
             record_redemptions(session, row.coupons, row.id, now)

@@ -169,3 +169,60 @@ def test_each_retry_in_a_batch_is_compared_with_the_request_first_answered(pos, 
     assert slug(results[0]) == "idempotency-conflict"
     assert results[1]["replayed"] is True and results[1]["transaction"] == first
     assert sale_ids(app) == ["S-1"]
+
+
+def test_a_large_batch_written_in_bulk_matches_the_same_sales_posted_one_by_one(pos, factory, app):
+    """Past loyalty.bulk.COPY_MIN_ROWS rows a batch is written with COPY on PostgreSQL: every kind of
+    row (sales, lines, entries, lots, allocations of redemptions, idempotency answers) must come out
+    as a single POST writes it."""
+    from loyalty.bulk import COPY_MIN_ROWS
+    from loyalty.points.services import verify_ledger
+
+    members = [factory.member() for _ in range(COPY_MIN_ROWS)]
+    for member_no in members:
+        assert pos.sale(member_no, 50000).status_code == 201
+    lines = [{"sku": "A1", "category": "shoes", "amount": 6000}, {"sku": "B2", "amount": 4000}]
+    items = [sale(f"S-r{n}", 10000, member_no, points_redeemed=100, lines=lines)
+             for n, member_no in enumerate(members)]
+    items += [sale(f"S-e{n}", 20000 + n, member_no) for n, member_no in enumerate(members)]
+
+    results = pos.post("/transactions/batch", json={"sales": items}).get_json()["results"]
+
+    assert {r["status"] for r in results} == {201}
+    for member_no in members:
+        # 500 + 100 - 100 redeemed + 200 (a member of the entry tier earns 1 point per 1.00)
+        assert pos.get(f"/members/{member_no}").get_json()["points"]["balance"] == 700
+    shown = pos.get("/transactions/S-r3").get_json()
+    assert [(line["sku"], line["amount"]) for line in shown["lines"]] == [("A1", 6000), ("B2", 4000)]
+    assert (shown["points_redeemed"], shown["points_earned"]) == (100, 100)
+    replayed = pos.post("/transactions/batch", json={"sales": items}).get_json()["results"]
+    assert [r["transaction"] for r in replayed] == [r["transaction"] for r in results]
+    assert all(r["replayed"] for r in replayed)
+    with app.app_context():
+        assert verify_ledger(db.session).ok
+
+
+def test_bulk_rows_that_break_a_unique_key_raise_integrity_error(app):
+    """The COPY path must fail the way an INSERT does, so a lost race is retried and replayed."""
+    import pytest
+    from sqlalchemy.exc import IntegrityError
+
+    from loyalty.auth.models import ApiClient, Store
+    from loyalty.bulk import COPY_MIN_ROWS, insert_rows
+    from loyalty.sales.models import IdempotencyRecord
+
+    with app.app_context():
+        store = Store(code="S9", name="bulk")
+        db.session.add(store)
+        db.session.flush()
+        client = ApiClient(name="bulk", store_id=store.id, key_prefix="lk_x", key_sha256="0" * 64)
+        db.session.add(client)
+        db.session.flush()
+        rows = [{"client_id": client.id, "key": f"sale:K{n}", "request_sha256": "f" * 64, "response_status": 201,
+                 "response_body": {"n": n}} for n in range(COPY_MIN_ROWS)]
+        insert_rows(db.session, IdempotencyRecord.__table__, rows)
+        assert db.session.scalar(sa.select(IdempotencyRecord.response_body).where(
+            IdempotencyRecord.key == "sale:K7")) == {"n": 7}
+        with pytest.raises(IntegrityError):
+            insert_rows(db.session, IdempotencyRecord.__table__, rows)
+        db.session.rollback()
