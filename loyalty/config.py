@@ -68,6 +68,7 @@ class DefaultConfig:
     # Password-reset requests, counted whatever the outcome (each one may send an email).
     PASSWORD_RESET_LIMIT_PER_ACCOUNT = "3 per hour"
     PASSWORD_RESET_LIMIT_PER_ADDRESS = "20 per hour"
+    SIGNUP_LIMIT_PER_ADDRESS = "20 per hour"
     PASSWORD_RESET_MAX_AGE_SECONDS = 3600
 
     # Outgoing mail (password reset links). No host: the message is logged instead of sent, which

@@ -1,13 +1,17 @@
 """Who is signed in, and who may see what.
 
-Staff and members both sign in with Flask-Login; the session stores "staff:<id>" or "member:<id>" so
-the two kinds of account can never be confused. Every staff view names the roles it allows; every
-portal view serves only the signed-in member's own data.
+Staff and members both sign in with Flask-Login; the session stores "staff:<id>:<stamp>" or
+"member:<id>:<stamp>" so the two kinds of account can never be confused. The stamp is derived from the
+account's password hash, so a new password (changed, or set by a reset link) ends every other session
+and remember-me cookie of that account. Every staff view names the roles it allows; every portal view
+serves only the signed-in member's own data.
 """
 
+import hashlib
+import hmac
 from functools import wraps
 
-from flask import abort, redirect, request, url_for
+from flask import abort, current_app, redirect, request, url_for
 from flask_login import current_user
 
 from loyalty.auth.models import StaffUser
@@ -26,7 +30,13 @@ class _Identity:
         self.account = account
 
     def get_id(self) -> str:
-        return f"{self.kind}:{self.account.id}"
+        return f"{self.kind}:{self.account.id}:{credential_stamp(self.account.password_hash)}"
+
+
+def credential_stamp(password_hash: str | None) -> str:
+    """A short keyed digest of the password hash (which changes, salt and all, with every new password)."""
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, (password_hash or "").encode(), hashlib.sha256).hexdigest()[:16]
 
 
 class StaffIdentity(_Identity):
@@ -59,16 +69,21 @@ class MemberIdentity(_Identity):
 
 @login_manager.user_loader
 def load_identity(identity: str):
-    kind, _, raw_id = identity.partition(":")
+    kind, raw_id, stamp = (identity.split(":") + ["", ""])[:3]
     if not raw_id.isdigit():
         return None
     if kind == "staff":
         user = db.session.get(StaffUser, int(raw_id))
-        return StaffIdentity(user) if user and user.active else None
-    if kind == "member":
+        found = StaffIdentity(user) if user and user.active else None
+    elif kind == "member":
         member = db.session.get(Member, int(raw_id))
-        return MemberIdentity(member) if member and member.status == "active" else None
-    return None
+        found = MemberIdentity(member) if member and member.status == "active" else None
+    else:
+        return None
+    # A session from before the account's latest password is over.
+    if found is None or not hmac.compare_digest(stamp, credential_stamp(found.account.password_hash)):
+        return None
+    return found
 
 
 def _return_path() -> str | None:

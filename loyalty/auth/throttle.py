@@ -1,4 +1,5 @@
-"""Sign-in throttling with Flask-Limiter: per account (the email typed) and per address.
+"""Sign-in throttling with Flask-Limiter: per account (the email typed) and per address; and limits on
+sign-ups and password-reset requests.
 
 Only failed attempts count (`deduct_when`), so people who sign in correctly never use up a limit, and
 the tills of one store behind one address do not lock each other out. Once a limit is reached, every
@@ -80,6 +81,19 @@ def _account_message_reset() -> str:
 
 def _address_message_reset() -> str:
     return _("Too many password reset requests from your network. Please wait and try again later.")
+
+
+def signup_limits():
+    """Decorator: a limit on sign-up attempts per address; every POST counts, so the form can neither
+    mass-create accounts nor be used to probe which emails and phones already have one."""
+    return limiter.limit(
+        lambda: current_app.config["SIGNUP_LIMIT_PER_ADDRESS"], key_func=address_key, methods=["POST"],
+        error_message=_signup_message, scope="member-sign-up-address",
+    )
+
+
+def _signup_message() -> str:
+    return _("Too many sign-ups from your network. Please wait and try again later.")
 
 
 def retry_after_seconds(error) -> int:

@@ -62,6 +62,7 @@ def channel_label(channel: str) -> str:
 # --- accounts ----------------------------------------------------------------------------------
 
 @portal.route("/signup", methods=["GET", "POST"])
+@throttle.signup_limits()
 def signup():
     form = SignupForm()
     if form.validate_on_submit():
@@ -240,6 +241,8 @@ def change_password():
             form.current_password.errors.append(_("Wrong password."))
         else:
             db.session.commit()
+            # The new password ends every other session (auth/access.py); this one carries on.
+            _sign_in(current_member())
             flash(_("Your password is changed."), "success")
             return redirect(url_for("portal.profile"))
     return _profile_page(password_form=form), 422

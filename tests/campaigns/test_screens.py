@@ -18,6 +18,7 @@ from loyalty.members.models import Member
 from loyalty.points.models import Tier
 from tests.campaigns.test_batches_and_wallets import run_queued_jobs
 from tests.support.portal import use_cheap_password_hashing
+from tests.support.sessions import plant_identity
 
 CSRF_INPUT = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 OFFER = "{offer}"
@@ -52,10 +53,7 @@ class Browser:
 
     def __init__(self, app, identity: str | None = None):
         self.http = app.test_client()
-        if identity:
-            with self.http.session_transaction() as session:
-                session["_user_id"] = identity
-                session["_fresh"] = True
+        plant_identity(app, self.http, identity)
 
     def token(self) -> str:
         # The sign-in page renders a form for anyone, so any session can get its token there.

@@ -14,15 +14,14 @@ from loyalty.insights import services
 from loyalty.insights.models import JobRun
 from loyalty.points.program import load_program
 from tests.support.clock import DEFAULT_NOW
+from tests.support.sessions import plant_identity
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 def signed_in(app, staff_id):
     http = app.test_client()
-    with http.session_transaction() as session:
-        session["_user_id"] = f"staff:{staff_id}"
-        session["_fresh"] = True
+    plant_identity(app, http, f"staff:{staff_id}")
     return http
 
 

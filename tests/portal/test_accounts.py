@@ -104,3 +104,16 @@ def test_session_cookie_is_http_only_and_same_site_lax(app):
     assert "session=" in cookie
     assert "HttpOnly" in cookie
     assert "SameSite=Lax" in cookie
+
+
+def test_sign_ups_are_limited_per_address(app, monkeypatch):
+    monkeypatch.setitem(app.config, "SIGNUP_LIMIT_PER_ADDRESS", "3 per hour")
+    created = [sign_up(app.test_client(), email=f"new{n}@example.com").status_code for n in range(2)]
+    probe = sign_up(app.test_client(), email="new0@example.com")  # a taken email counts too
+    refused = sign_up(app.test_client(), email="new9@example.com")
+
+    assert created == [302, 302] and probe.status_code == 200
+    assert refused.status_code == 429 and "Retry-After" in refused.headers
+    assert "Too many sign-ups from your network." in refused.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Member)) == 2

@@ -107,3 +107,14 @@ def test_a_mail_server_outage_does_not_reveal_the_account(app, member, monkeypat
     unknown = _ask_for_link(app.test_client(), "nobody@example.com")
     assert (known.status_code, known.location) == (unknown.status_code, unknown.location) == (302, "/portal/login")
     assert "password reset email to member" in caplog.text
+
+
+def test_a_reset_ends_the_sessions_signed_in_with_the_old_password(app, member, smtp):
+    """Someone who knew the old password (the reason to reset it) must not stay signed in."""
+    assert member.client.get("/portal/").status_code == 200
+    client = app.test_client()
+    _ask_for_link(client, member.email)
+    submit(client, _link(smtp), {"password": "a fresh password", "confirm": "a fresh password"})
+
+    assert client.get("/portal/").status_code == 200
+    assert member.client.get("/portal/").status_code == 302

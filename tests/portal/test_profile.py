@@ -72,3 +72,16 @@ def test_password_change_needs_the_current_password(app, member):
     assert right.status_code == 302
     assert log_in(app.test_client(), member.email, member.password).status_code == 200
     assert log_in(app.test_client(), member.email, "brand new pass").status_code == 302
+
+
+def test_a_new_password_ends_the_other_sessions_but_not_this_one(app, member):
+    elsewhere = app.test_client()
+    assert log_in(elsewhere, member.email, member.password).status_code == 302
+    assert elsewhere.get("/portal/").status_code == 200
+
+    changed = submit(member.client, "/portal/password", {"current_password": member.password,
+                                                        "password": "brand new pass"}, form_page="/portal/profile")
+
+    assert changed.status_code == 302
+    assert member.client.get("/portal/").status_code == 200
+    assert elsewhere.get("/portal/").status_code == 302

@@ -12,6 +12,7 @@ from loyalty.auth.services import password_hasher
 from loyalty.extensions import db
 from loyalty.members.models import Member, StaffNote
 from loyalty.sales.models import Transaction
+from tests.support.sessions import plant_identity
 
 STAFF_PASSWORD = "correct horse battery"
 CSRF_INPUT = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
@@ -46,11 +47,7 @@ class Console:
 
     def _sign_in(self, identity: str | None) -> "Console":
         self.identity = identity
-        with self.http.session_transaction() as session:
-            session.pop("_user_id", None)
-            if identity:
-                session["_user_id"] = identity
-                session["_fresh"] = True
+        plant_identity(self.app, self.http, identity)
         return self
 
     def get(self, path: str, **kwargs):
