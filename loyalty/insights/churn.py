@@ -134,22 +134,11 @@ def _fit_and_score(model, history: EventLog, snapshot, now):
 
 
 def explain_all(recency_days: np.ndarray, frequency: np.ndarray, usual_gap_days: np.ndarray) -> list[str]:
-    """churn_models.explain for a whole population, built from a few distinct phrases: a million
-    members share a few thousand recencies, so formatting each once is what makes this fast."""
+    """churn_models.churn_facts for a whole population, vectorised."""
     recency_days = np.rint(recency_days).astype(np.int64)
     frequency = np.asarray(frequency, np.int64)
     gap = np.where(np.isnan(usual_gap_days), -1, np.rint(np.nan_to_num(usual_gap_days, nan=-1.0))).astype(np.int64)
-
-    def days(count):
-        return "1 day" if count == 1 else f"{count} days"
-
-    recency_text = {value: "purchased today" if value == 0 else f"no purchase in {days(value)}"
-                    for value in np.unique(recency_days).tolist()}
-    frequency_text = {value: "bought once" if value == 1 else f"bought {value} times"
-                      for value in np.unique(frequency).tolist()}
-    gap_text = {value: "no usual gap yet" if value < 0 else f"usual gap {days(value)}"
-                for value in np.unique(gap).tolist()}
-    return [f"{recency_text[r]}; {frequency_text[f]}; {gap_text[g]}"
+    return [f"r{r} f{f} g{g if g >= 0 else '-'}"
             for r, f, g in zip(recency_days.tolist(), frequency.tolist(), gap.tolist(), strict=True)]
 
 

@@ -440,17 +440,9 @@ def risk_band(risk, cuts: tuple[float, float] = DEFAULT_RISK_CUTS):
     return str(bands) if bands.ndim == 0 else bands
 
 
-def explain(recency_days: float, frequency: int, usual_gap_days: float | None) -> str:
-    """The facts behind a risk, in a marketer's words: 'no purchase in 155 days; bought 2 times; ...'."""
-    recency_days, frequency = round(recency_days), int(frequency)
-    parts = ["purchased today" if recency_days == 0 else f"no purchase in {_days(recency_days)}"]
-    parts.append("bought once" if frequency == 1 else f"bought {frequency} times")
-    if usual_gap_days is None or np.isnan(usual_gap_days):
-        parts.append("no usual gap yet")
-    else:
-        parts.append(f"usual gap {_days(round(usual_gap_days))}")
-    return "; ".join(parts)
-
-
-def _days(count: int) -> str:
-    return "1 day" if count == 1 else f"{count} days"
+def churn_facts(recency_days: float, frequency: int, usual_gap_days: float | None) -> str:
+    """The facts behind a risk, kept with the score in no particular language: "r155 f2 g40" is no
+    purchase in 155 days, bought twice, usually 40 days between purchases ("g-": no usual gap yet).
+    insights.wording.describe_churn_facts puts them in the reader's language."""
+    gap = "-" if usual_gap_days is None or np.isnan(usual_gap_days) else round(usual_gap_days)
+    return f"r{round(recency_days)} f{int(frequency)} g{gap}"

@@ -51,6 +51,8 @@ class Member(db.Model):
     # P(no purchase over the churn horizon) in basis points (0..10000): an integer, like all stored figures.
     churn_risk_bp: Mapped[int | None] = mapped_column()
     churn_band: Mapped[str | None] = mapped_column(sa.String(8))
+    # The facts behind the risk as a code ("r155 f2 g40", see insights.churn_models.churn_facts), put
+    # into words in the reader's language by insights.wording.describe_churn_facts.
     churn_explanation: Mapped[str | None] = mapped_column(sa.String(200))
     churn_scored_at: Mapped[datetime | None] = mapped_column()
 

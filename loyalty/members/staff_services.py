@@ -32,6 +32,7 @@ from loyalty.points.models import Tier
 from loyalty.points.program import Program
 from loyalty.sales.models import Transaction
 from loyalty.sales.services import post_sales
+from loyalty.insights.wording import describe_churn_facts
 
 CONSOLE_CLIENT_PREFIX = "staff-console:"
 CONSOLE_EXTERNAL_ID = re.compile(r"^console-[A-Za-z0-9_-]{1,32}-[0-9a-f]{32}$")
@@ -294,7 +295,7 @@ def member_overview(session: Session, program: Program, member: Member, now: dat
         coupons=member_coupons(session, member, now),
         rfm_segment=member.rfm_segment, rfm_code=member.rfm_code, churn_band=member.churn_band,
         churn_risk_percent=None if member.churn_risk_bp is None else (member.churn_risk_bp + 50) // 100,
-        churn_explanation=member.churn_explanation,
+        churn_explanation=describe_churn_facts(member.churn_explanation),
         suggestions=next_purchase_suggestions(session, member.id, now, limit=SUGGESTIONS),
     )
 

@@ -23,7 +23,7 @@ from loyalty.insights.churn_models import (
     _negative_log_likelihood,
     churned_within,
     default_churn_model,
-    explain,
+    churn_facts,
     features_and_labels,
     risk_band,
     score_members,
@@ -269,7 +269,7 @@ def test_risk_band_configurable_cuts_and_arrays():
         risk_band(0.5, cuts=(0.7, 0.2))
 
 
-def test_explain_reads_like_a_sentence_for_a_marketer():
-    assert explain(155, 2, 40) == "no purchase in 155 days; bought 2 times; usual gap 40 days"
-    assert explain(0, 1, float("nan")) == "purchased today; bought once; no usual gap yet"
-    assert explain(1.4, 5, 1.2) == "no purchase in 1 day; bought 5 times; usual gap 1 day"
+def test_churn_facts_are_kept_as_a_language_neutral_code():
+    assert churn_facts(155, 2, 40) == "r155 f2 g40"
+    assert churn_facts(0, 1, float("nan")) == "r0 f1 g-"
+    assert churn_facts(1.4, 5, 1.2) == "r1 f5 g1"

@@ -13,7 +13,7 @@ from purchases import buy, refund
 
 from loyalty.extensions import db
 from loyalty.insights import churn, tasks
-from loyalty.insights.churn_models import as_day, explain
+from loyalty.insights.churn_models import as_day, churn_facts
 from loyalty.insights.models import AssociationRule, JobRun, RfmSnapshot
 from loyalty.jobs import PERIODIC_JOBS, QUEUES
 from loyalty.members.models import Member
@@ -84,8 +84,8 @@ def test_a_short_history_is_scored_by_the_bgnbd_with_bands_and_explanations(app,
 
         # Nothing bought before now - 90 days: no labels to train on, so the BG/NBD scores.
         assert result["model"] == "BGNBDChurn" and result["scored"] == 2
-        assert rows[regular].churn_explanation == "no purchase in 10 days; bought 3 times; usual gap 20 days"
-        assert rows[lapsed].churn_explanation == "no purchase in 60 days; bought 2 times; usual gap 20 days"
+        assert rows[regular].churn_explanation == "r10 f3 g20"
+        assert rows[lapsed].churn_explanation == "r60 f2 g20"
         assert rows[lapsed].churn_risk_bp > rows[regular].churn_risk_bp
         for row in (rows[regular], rows[lapsed]):
             assert 0 <= row.churn_risk_bp <= 10_000
@@ -242,7 +242,7 @@ def test_rescore_now_queues_one_job_on_the_scoring_queue(app, factory, pos):
         assert [run.status for run in db.session.scalars(sa.select(JobRun).order_by(JobRun.id))] == ["succeeded"] * 3
 
 
-def test_bulk_explanations_read_exactly_as_churn_models_explain():
+def test_bulk_explanations_read_exactly_as_churn_models_churn_facts():
     chance = np.random.default_rng(11)
     recency = chance.integers(0, 900, 500).astype(float)
     frequency = chance.integers(1, 30, 500)
@@ -250,4 +250,4 @@ def test_bulk_explanations_read_exactly_as_churn_models_explain():
     gaps[:4] = [0.5, 1.5, 1.0, 2.5]  # halves round to even in both
 
     assert churn.explain_all(recency, frequency, gaps) == [
-        explain(r, f, None if np.isnan(g) else g) for r, f, g in zip(recency, frequency, gaps, strict=True)]
+        churn_facts(r, f, None if np.isnan(g) else g) for r, f, g in zip(recency, frequency, gaps, strict=True)]

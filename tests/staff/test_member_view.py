@@ -61,13 +61,13 @@ def test_latest_rfm_segment_and_churn_risk_are_shown(cashier, member_no, app):
         member = db.session.scalar(sa.select(Member).where(Member.member_no == member_no))
         member.rfm_segment, member.rfm_code = "At Risk", "254"
         member.churn_risk_bp, member.churn_band = 7250, "high"
-        member.churn_explanation = "no purchase for 210 days"
+        member.churn_explanation = "r210 f2 g30"
         db.session.commit()
     html = cashier.get(f"/staff/members/{member_no}").get_data(as_text=True)
     rfm = html.split('<dd id="rfm">')[1].split("</dd>")[0]
     churn = html.split('<dd id="churn">')[1].split("</dd>")[0]
     assert "At Risk" in rfm and "254" in rfm
-    assert "high (73%)" in churn and "no purchase for 210 days" in churn
+    assert "high (73%)" in churn and "no purchase in 210 days; bought 2 times; usual gap 30 days" in churn
 
 
 def test_usable_coupons_are_listed(cashier, member_no, factory):
