@@ -85,7 +85,7 @@ def ledger_verify():
 @with_appcontext
 def demo(members, days, seed, if_empty):
     """Load demo data: stores, staff, members and a year of sales, posted through the same services."""
-    from loyalty.demo import load_demo
+    from loyalty.demo.loading import load_demo
     from loyalty.members.models import Member
 
     if if_empty and db.session.scalar(sa.select(Member.id).limit(1)) is not None:

@@ -8,7 +8,8 @@ import sqlalchemy as sa
 
 from loyalty.auth.models import ApiClient, StaffUser, Store
 from loyalty.auth.services import authenticate_api_key, check_password
-from loyalty.demo import DEMO_PASSWORD, plan_demo
+from loyalty.demo.loading import DEMO_PASSWORD
+from loyalty.demo.planning import plan_demo
 from loyalty.members.models import Member
 from loyalty.points.services import verify_ledger
 from loyalty.sales.models import Transaction
