@@ -1,12 +1,12 @@
 """Member rules: enrolment, finding a member by any of their codes, and their card tokens."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 
 import phonenumbers
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from loyalty.auth.models import AuditEvent, Store
 from loyalty.errors import CardTokenExpired, DuplicateMember, UnknownMember, ValidationFailed
@@ -78,12 +78,13 @@ def get_member_by_no(session: Session, member_no: str) -> Member | None:
     return session.scalar(sa.select(Member).where(Member.member_no == member_no, Member.status != "erased"))
 
 
-def resolve_member_codes(session: Session, codes: Iterable[str], now: datetime, *,
-                         lock: bool = False) -> dict[str, Member | Exception]:
+def resolve_member_codes(session: Session, codes: Iterable[str], now: datetime, *, lock: bool = False,
+                         columns: Sequence | None = None) -> dict[str, Member | Exception]:
     """Map each code (card token, member number or E.164 phone) to its member, or to the error that
     says why it names nobody. One query whatever the mix of codes, so a batch of sales resolves
     cheaply; with `lock` it also locks the members found, in id order (the order every unit of work
-    locks members in, so concurrent ones cannot deadlock)."""
+    locks members in, so concurrent ones cannot deadlock). `columns` (Member attributes) loads only
+    those; any other is read when first used."""
     by_code: dict[str, Member | Exception] = {}
     numbers, phones, tokens = {}, {}, {}
     for code in set(codes):
@@ -103,6 +104,8 @@ def resolve_member_codes(session: Session, codes: Iterable[str], now: datetime, 
     if not named:
         return by_code
     query = sa.select(Member).where(sa.or_(*named), Member.status != "erased").order_by(Member.id)
+    if columns:
+        query = query.options(load_only(*columns, Member.member_no, Member.phone, Member.card_secret))
     if lock:
         query = query.with_for_update(of=Member).execution_options(populate_existing=True)
     by_id = {}

@@ -41,6 +41,10 @@ from loyalty.sales.models import Transaction, TransactionLine
 
 TRANSACTIONS = Transaction.__table__
 LINES = TransactionLine.__table__
+# What posting a sale reads of a member (the wallet, the tier, the answer's member part): the members
+# table is wide (RFM and churn scores), and a sale need not load all of it.
+POSTING_COLUMNS = (Member.status, Member.name, Member.email, Member.enrolled_at, Member.tier_id,
+                   Member.tier_since, Member.points_balance)
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,7 @@ def post_sales(session: Session, program: Program, client: ApiClient | ApiCaller
     may still refuse), then the accepted sales are written together: transactions and lines, coupon
     redemptions, and the ledger rows of every wallet, a few multi-row statements in all."""
     members = resolve_member_codes(session, [sale["member"] for sale in sales if sale.get("member")], now,
-                                   lock=True)
+                                   lock=True, columns=POSTING_COLUMNS)
     stores = _stores_by_code(session, client, sales)
     wallets = wallets_for(session, {found.id: found for found in members.values() if isinstance(found, Member)}
                           .values())
