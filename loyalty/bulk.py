@@ -8,6 +8,8 @@ text to build or parse. Fewer rows (a single sale), and SQLite, take SQLAlchemy'
 the ids in order), which costs one round trip less.
 """
 
+import functools
+
 import psycopg
 from psycopg.types.json import Json
 import sqlalchemy as sa
@@ -26,15 +28,15 @@ def insert_rows(session: Session, table: sa.Table, rows: list[dict], *, return_i
         return []
     connection = session.connection()
     if connection.dialect.name != "postgresql" or len(rows) < COPY_MIN_ROWS:
-        statement = sa.insert(table)
+        insert, insert_returning_id, insert_many_returning_ids = _inserts(table)
         if len(rows) == 1:  # a single sale: the plain execute path, cheaper than an executemany of one
             if return_ids:
-                return [session.execute(statement.returning(table.c.id), rows[0]).scalar_one()]
-            session.execute(statement, rows[0])
+                return [session.execute(insert_returning_id, rows[0]).scalar_one()]
+            session.execute(insert, rows[0])
             return []
         if return_ids:
-            return session.execute(statement.returning(table.c.id, sort_by_parameter_order=True), rows).scalars().all()
-        session.execute(statement, rows)
+            return session.execute(insert_many_returning_ids, rows).scalars().all()
+        session.execute(insert, rows)
         return []
     ids = []
     if return_ids:
@@ -45,6 +47,13 @@ def insert_rows(session: Session, table: sa.Table, rows: list[dict], *, return_i
         rows = [{**row, "id": row_id} for row, row_id in zip(rows, ids, strict=True)]
     _copy(connection, table, rows)
     return ids
+
+
+@functools.cache
+def _inserts(table: sa.Table) -> tuple[sa.Insert, sa.Insert, sa.Insert]:
+    """INSERT, INSERT ... RETURNING id, and the many-row form returning ids in order: built once."""
+    insert = sa.insert(table)
+    return insert, insert.returning(table.c.id), insert.returning(table.c.id, sort_by_parameter_order=True)
 
 
 def _copy(connection: sa.Connection, table: sa.Table, rows: list[dict]) -> None:

@@ -24,6 +24,17 @@ LOTS = PointsLot.__table__
 ALLOCATIONS = LotAllocation.__table__
 MEMBERS = Member.__table__
 
+# The statements every sale runs, built once (building one costs about as much as sending it).
+OPEN_LOTS = (
+    sa.select(LOTS.c.member_id, LOTS.c.id, LOTS.c.transaction_id, LOTS.c.points, LOTS.c.remaining,
+              LOTS.c.available_at, LOTS.c.expires_at)
+    .where(LOTS.c.member_id.in_(sa.bindparam("member_ids", expanding=True)), LOTS.c.remaining > 0)
+    .order_by(LOTS.c.member_id, LOTS.c.expires_at, LOTS.c.id)
+)
+SET_LOT_REMAINING = sa.update(LOTS).where(LOTS.c.id == sa.bindparam("lot_id")).values(remaining=sa.bindparam("left"))
+SET_MEMBER_BALANCE = (sa.update(MEMBERS).where(MEMBERS.c.id == sa.bindparam("member_id"))
+                      .values(points_balance=sa.bindparam("balance")))
+
 
 @dataclass(frozen=True)
 class PointsSummary:
@@ -247,14 +258,8 @@ def save_wallets(session: Session, wallets: Iterable[Wallet]) -> None:
     touched = [lot for wallet in wallets for lot in wallet.touched_lots.values()]
     if touched:
         session.execute(
-            sa.update(LOTS).where(LOTS.c.id == sa.bindparam("lot_id")).values(remaining=sa.bindparam("left")),
-            [{"lot_id": lot.id, "left": lot.remaining} for lot in touched],
-        )
-    session.execute(
-        sa.update(MEMBERS).where(MEMBERS.c.id == sa.bindparam("member_id"))
-        .values(points_balance=sa.bindparam("balance")),
-        balances,
-    )
+            SET_LOT_REMAINING, [{"lot_id": lot.id, "left": lot.remaining} for lot in touched])
+    session.execute(SET_MEMBER_BALANCE, balances)
     for wallet in wallets:
         wallet.new_entries, wallet.new_lots, wallet.new_allocations, wallet.touched_lots = [], [], [], {}
 
@@ -292,11 +297,6 @@ def load_wallet(session: Session, member: Member) -> Wallet:
 
 def _open_lots(session: Session, member_ids: list[int]) -> Iterable[tuple[int, OpenLot]]:
     """(member_id, lot) of the lots with points left, each member's in consumption order."""
-    rows = session.execute(
-        sa.select(LOTS.c.member_id, LOTS.c.id, LOTS.c.transaction_id, LOTS.c.points, LOTS.c.remaining,
-                  LOTS.c.available_at, LOTS.c.expires_at)
-        .where(LOTS.c.member_id.in_(member_ids), LOTS.c.remaining > 0)
-        .order_by(LOTS.c.member_id, LOTS.c.expires_at, LOTS.c.id)
-    )
+    rows = session.execute(OPEN_LOTS, {"member_ids": member_ids})
     return [(member_id, OpenLot(lot_id, transaction_id, points, remaining, available_at, expires_at))
             for member_id, lot_id, transaction_id, points, remaining, available_at, expires_at in rows]

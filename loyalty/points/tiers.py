@@ -12,16 +12,21 @@ from loyalty.points.models import PointsEntry, Tier, TierChange
 from loyalty.points.program import Program, TierCopy
 
 
+# Built once: every sale by a member below the top tier runs it.
+QUALIFYING_POINTS = (
+    sa.select(PointsEntry.member_id, sa.func.sum(PointsEntry.qualifying_points))
+    .where(PointsEntry.member_id.in_(sa.bindparam("member_ids", expanding=True)),
+           PointsEntry.occurred_at > sa.bindparam("since", type_=PointsEntry.occurred_at.type))
+    .group_by(PointsEntry.member_id)
+)
+
+
 def qualifying_points(session: Session, member_ids: Iterable[int], since: datetime) -> dict[int, int]:
     """Base points net of reversals per member, from entries that occurred after `since`."""
     ids = list(member_ids)
     if not ids:
         return {}
-    rows = session.execute(
-        sa.select(PointsEntry.member_id, sa.func.sum(PointsEntry.qualifying_points))
-        .where(PointsEntry.member_id.in_(ids), PointsEntry.occurred_at > since)
-        .group_by(PointsEntry.member_id)
-    )
+    rows = session.execute(QUALIFYING_POINTS, {"member_ids": ids, "since": since})
     totals = {member_id: int(total or 0) for member_id, total in rows}
     return {member_id: totals.get(member_id, 0) for member_id in ids}
 
