@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app, has_app_context
 from redis import Redis
-from rq import Queue
+from rq import Queue, Retry
 
 QUEUES = ("default", "maintenance", "scoring")
 
@@ -43,12 +43,15 @@ def redis_connection(app: Flask | None = None) -> Redis:
     return Redis.from_url(app.config["REDIS_URL"])
 
 
-def enqueue(func: Callable, *args, queue: str = "default", job_id: str | None = None, timeout: int = 600):
-    """Run `func(*args)` on a worker, or right here when no Redis is configured."""
+def enqueue(func: Callable, *args, queue: str = "default", job_id: str | None = None, timeout: int = 600,
+            retry_intervals: list[int] | None = None):
+    """Run `func(*args)` on a worker, or right here when no Redis is configured. A job that fails is
+    tried again after each of `retry_intervals` seconds (on a worker only)."""
     if not current_app.config["REDIS_URL"]:
         return func(*args)
+    retry = Retry(max=len(retry_intervals), interval=retry_intervals) if retry_intervals else None
     return Queue(queue, connection=redis_connection()).enqueue(
-        func, *args, job_id=job_id, job_timeout=timeout, result_ttl=3600, failure_ttl=7 * 24 * 3600
+        func, *args, job_id=job_id, job_timeout=timeout, result_ttl=3600, failure_ttl=7 * 24 * 3600, retry=retry
     )
 
 

@@ -11,9 +11,12 @@ import smtplib
 
 from flask import (Blueprint, Response, abort, current_app, flash, jsonify, redirect, render_template, request,
                    session, url_for)
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_user, logout_user
+
+from redis.exceptions import RedisError
 
 from loyalty.auth import throttle
 from loyalty.auth.access import MemberIdentity, current_member, member_required
@@ -25,13 +28,13 @@ from loyalty.campaigns.services import usable_coupons
 from loyalty.clock import utcnow
 from loyalty.errors import DomainError, DuplicateMember, NotFound, ValidationFailed
 from loyalty.extensions import db
-from loyalty.mail import send_mail
 from loyalty.members import gdpr
 from loyalty.members import portal_services as services
 from loyalty.members.portal_forms import (ConsentsForm, EraseForm, ForgotPasswordForm, PasswordForm, ProfileForm,
                                           ResetPasswordForm, SignupForm)
 from loyalty.members.qr import qr_png, qr_svg
 from loyalty.members.services import current_card_token, erase_member, set_consents
+from loyalty.members.tasks import enqueue_password_reset
 from loyalty.points.ledger import load_wallet
 from loyalty.points.program import load_program
 
@@ -264,25 +267,15 @@ def forgot_password():
         member = services.member_for_reset_request(db.session, form.email.data)
         if member is not None:
             try:
-                _send_reset_link(member)
-            except (OSError, smtplib.SMTPException):
-                # Logged for the operator; the visitor gets the usual answer, or an error page would
-                # tell them that this email has an account.
+                enqueue_password_reset(member, str(get_locale()), request.url_root)
+            except (OSError, smtplib.SMTPException, RedisError):
+                # Mail server (inline) or queue unreachable: logged for the operator; the visitor gets
+                # the usual answer, or an error page would tell them that this email has an account.
                 current_app.logger.exception("password reset email to member %s not sent", member.member_no)
         # The same answer whether or not the email has an account: no way to probe who is a member.
         flash(_("If an account uses that email, a link to set a new password is on its way."), "info")
         return redirect(url_for("portal.login"))
     return render_template("portal/forgot.html", form=form)
-
-
-def _send_reset_link(member) -> None:
-    token = services.password_reset_token(member)
-    base = current_app.config["PUBLIC_BASE_URL"]
-    path = url_for("portal.reset_password", token=token)
-    link = base.rstrip("/") + path if base else url_for("portal.reset_password", token=token, _external=True)
-    minutes = current_app.config["PASSWORD_RESET_MAX_AGE_SECONDS"] // 60
-    body = render_template("portal/email/reset_password.txt", member=member, link=link, minutes=minutes)
-    send_mail(member.email, _("Set a new password"), body)
 
 
 @portal.route("/password/reset/<token>", methods=["GET", "POST"])
