@@ -38,7 +38,7 @@ import os
 import platform
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -354,7 +354,7 @@ def main() -> int:
 
     from loyalty import create_app
     from loyalty.extensions import db
-    from loyalty.insights import churn, crosssell, tasks
+    from loyalty.insights import churn, tasks
     from loyalty.members.models import Member
 
     report = {"members": members, "sales": sales, "now": NOW.isoformat(), "machine": platform.platform(),
