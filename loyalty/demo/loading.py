@@ -21,7 +21,7 @@ from loyalty.members.models import Member
 from loyalty.members.services import enrol_member
 from loyalty.points.earning import SaleLine, compute_earning
 from loyalty.points.models import PointsEntry, Tier
-from loyalty.points.program import Program, load_program
+from loyalty.points.program import Program, TierCopy, load_program
 from loyalty.sales.models import Transaction
 from loyalty.sales.services import MemberSnapshot, post_refund, post_sales
 
@@ -122,7 +122,7 @@ class Purse:
     """A member's points as the services last reported them, moved forward by the sales planned since,
     so a batch never asks to redeem more than the member will have when the sale is posted."""
 
-    tier: Tier
+    tier: TierCopy
     available: int = 0
     # Points owed after a refund reversed points already spent: the next earnings settle it first.
     debt: int = 0

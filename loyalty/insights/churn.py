@@ -20,6 +20,7 @@ from loyalty.insights.churn_models import (
     BGNBDChurn,
     EventLog,
     default_churn_model,
+    facts_code,
     risk_band,
     take_snapshot,
 )
@@ -138,7 +139,7 @@ def explain_all(recency_days: np.ndarray, frequency: np.ndarray, usual_gap_days:
     recency_days = np.rint(recency_days).astype(np.int64)
     frequency = np.asarray(frequency, np.int64)
     gap = np.where(np.isnan(usual_gap_days), -1, np.rint(np.nan_to_num(usual_gap_days, nan=-1.0))).astype(np.int64)
-    return [f"r{r} f{f} g{g if g >= 0 else '-'}"
+    return [facts_code(r, f, g if g >= 0 else None)
             for r, f, g in zip(recency_days.tolist(), frequency.tolist(), gap.tolist(), strict=True)]
 
 

@@ -444,5 +444,10 @@ def churn_facts(recency_days: float, frequency: int, usual_gap_days: float | Non
     """The facts behind a risk, kept with the score in no particular language: "r155 f2 g40" is no
     purchase in 155 days, bought twice, usually 40 days between purchases ("g-": no usual gap yet).
     insights.wording.describe_churn_facts puts them in the reader's language."""
-    gap = "-" if usual_gap_days is None or np.isnan(usual_gap_days) else round(usual_gap_days)
-    return f"r{round(recency_days)} f{int(frequency)} g{gap}"
+    gap = None if usual_gap_days is None or np.isnan(usual_gap_days) else round(usual_gap_days)
+    return facts_code(round(recency_days), int(frequency), gap)
+
+
+def facts_code(recency_days: int, frequency: int, usual_gap_days: int | None) -> str:
+    """The one spelling of the code (whole days; None: no usual gap yet)."""
+    return f"r{recency_days} f{frequency} g{'-' if usual_gap_days is None else usual_gap_days}"

@@ -86,8 +86,8 @@ class Wallet:
     rows, so nothing else moves these lots until the caller commits.
 
     Writes are kept in the wallet and appended in bulk by `save_wallets` (a few multi-row statements
-    for a whole batch of sales rather than ORM objects one by one); the member's cached balance is
-    the ORM attribute, flushed with the session."""
+    for a whole batch of sales rather than ORM objects one by one), the member's cached balance
+    included: the ORM attribute shows it at once but is never flushed by the ORM."""
 
     session: Session
     member: Member
@@ -234,11 +234,10 @@ def save_wallets(session: Session, wallets: Iterable[Wallet]) -> None:
     one statement (or COPY, see loyalty/bulk.py) per kind of row for all the wallets together. Other
     ORM changes (transactions the entries name, tier changes) are flushed first so every id exists."""
     wallets = [wallet for wallet in wallets if wallet.new_entries]
-    balances = [{"member_id": wallet.member.id, "balance": wallet.member.points_balance} for wallet in wallets]
     session.flush()
-    entries = [entry for wallet in wallets for entry in wallet.new_entries]
-    if not entries:
+    if not wallets:
         return
+    entries = [entry for wallet in wallets for entry in wallet.new_entries]
     ids = insert_rows(session, ENTRIES, [
         {"member_id": e.member_id, "kind": e.kind, "points": e.points, "qualifying_points": e.qualifying_points,
          "occurred_at": e.occurred_at, "reason": e.reason, "transaction_id": e.transaction_id,
@@ -259,7 +258,8 @@ def save_wallets(session: Session, wallets: Iterable[Wallet]) -> None:
     if touched:
         session.execute(
             SET_LOT_REMAINING, [{"lot_id": lot.id, "left": lot.remaining} for lot in touched])
-    session.execute(SET_MEMBER_BALANCE, balances)
+    session.execute(SET_MEMBER_BALANCE, [{"member_id": wallet.member.id, "balance": wallet.member.points_balance}
+                                         for wallet in wallets])
     for wallet in wallets:
         wallet.new_entries, wallet.new_lots, wallet.new_allocations, wallet.touched_lots = [], [], [], {}
 

@@ -155,6 +155,15 @@ def sign_up():
     return join
 
 
+def staff_sign_in(page, email: str, landing: str) -> None:
+    """Sign a staff user in on /staff/login (password PASSWORD) and wait for `landing` (a path)."""
+    page.goto(f"/staff/login?next={landing}")
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.click("#staff-login-submit")
+    page.wait_for_url(f"**{landing}")
+
+
 def assert_fits_the_screen(page) -> None:
     """Nothing on the page is wider than the phone: no sideways scrolling."""
     widths = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")

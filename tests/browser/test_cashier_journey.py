@@ -4,7 +4,7 @@ shows the points."""
 
 import pytest
 
-from tests.browser.conftest import PASSWORD, assert_fits_the_screen
+from tests.browser.conftest import PASSWORD, assert_fits_the_screen, staff_sign_in
 
 pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api", reason="playwright is not installed").expect
@@ -17,11 +17,7 @@ def test_cashier_scans_the_card_records_a_sale_and_the_member_sees_the_points(
     member_no = sign_up(phone, "Wang Fang", "wang.fang@example.com", phone="+8613800138000")
 
     till = new_context(locale="en-GB").new_page()
-    till.goto("/staff/login")
-    till.fill("#email", "cashier@example.com")
-    till.fill("#password", PASSWORD)
-    till.click("#staff-login-submit")
-    till.wait_for_url("**/staff/")
+    staff_sign_in(till, "cashier@example.com", "/staff/")
 
     # The scan field has the focus, so the scanner's keystrokes land in it without a tap.
     scan_field = till.locator("#scan-form input[name=code]")

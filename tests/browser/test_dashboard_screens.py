@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from loyalty.extensions import db
-from tests.browser.conftest import PASSWORD
+from tests.browser.conftest import PASSWORD, staff_sign_in
 from tests.support.clock import DEFAULT_NOW
 
 pytestmark = pytest.mark.browser
@@ -47,11 +47,7 @@ def rescore(app):
 
 def open_dashboard(new_context, locale):
     page = new_context(locale=locale, **DESKTOP).new_page()
-    page.goto("/staff/login?next=/marketing/")
-    page.fill("#email", "marketer@example.com")
-    page.fill("#password", PASSWORD)
-    page.click("#staff-login-submit")
-    page.wait_for_url("**/marketing/")
+    staff_sign_in(page, "marketer@example.com", "/marketing/")
     page.wait_for_selector("#canvas-sales_trend")
     page.wait_for_load_state("networkidle")
     return page

@@ -9,7 +9,7 @@ import io
 
 import pytest
 
-from tests.browser.conftest import PASSWORD, assert_fits_the_screen
+from tests.browser.conftest import PASSWORD, assert_fits_the_screen, staff_sign_in
 from tests.campaigns.helpers import Campaigns
 from tests.campaigns.test_batches_and_wallets import run_queued_jobs
 
@@ -50,11 +50,7 @@ def test_marketer_issues_coupons_and_the_member_finds_them_in_the_wallet(
     campaigns.personal(shoes, member_no)
 
     desk = new_context(locale="en-GB", **DESKTOP).new_page()
-    desk.goto("/staff/login?next=/marketing/offers/")
-    desk.fill("#email", "marketer@example.com")
-    desk.fill("#password", PASSWORD)
-    desk.click("#staff-login-submit")
-    desk.wait_for_url("**/marketing/offers/")
+    staff_sign_in(desk, "marketer@example.com", "/marketing/offers/")
 
     # A new offer, money typed in yuan.
     desk.click("#new-offer")
