@@ -24,6 +24,9 @@ class DefaultConfig:
     # Seconds a web process keeps its copy of the program and the API keys (loyalty/cache.py): a change
     # made in another process takes effect within this time.
     HOT_CACHE_SECONDS = 5
+    # Single sales that arrive together in one web process are posted in one DB transaction
+    # (loyalty/pos_api/sale_posting.py); False gives every sale a transaction of its own.
+    SALE_GROUP_COMMIT = True
     # How far in the future a sale's occurred_at may lie (clock skew between tills and server).
     SALE_FUTURE_TOLERANCE = timedelta(minutes=5)
 

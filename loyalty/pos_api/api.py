@@ -3,7 +3,6 @@
 import base64
 from collections.abc import Callable
 
-import marshmallow as ma
 import sqlalchemy as sa
 from flask import request
 from flask_smorest import Blueprint
@@ -13,7 +12,7 @@ from loyalty.campaigns import schemas as campaign_schemas
 from loyalty.campaigns.redemption import preview_coupon
 from loyalty.campaigns.services import usable_coupons
 from loyalty.clock import utcnow
-from loyalty.errors import DomainError, IdempotencyConflict, NotFound, UnknownMember, ValidationFailed
+from loyalty.errors import DomainError, NotFound, UnknownMember, ValidationFailed
 from loyalty.extensions import db
 from loyalty.auth.services import store_by_code
 from loyalty.members.services import enrol_member, get_member_by_no, resolve_member_code
@@ -22,19 +21,9 @@ from loyalty.points.models import PointsEntry
 from loyalty.points.program import load_program
 from loyalty.pos_api import schemas
 from loyalty.pos_api.auth import api_rate_limit, authenticate_request, current_client
-from loyalty.pos_api.idempotency import (
-    StoredResponse,
-    conflict,
-    find_stored,
-    fingerprint,
-    json_response,
-    load_stored,
-    remember,
-    remember_all,
-    replay,
-)
-from loyalty.pos_api.problems import problem_body
-from loyalty.sales.services import MemberSnapshot, SaleResult, get_sale, post_refund, post_sales
+from loyalty.pos_api.idempotency import REPLAYED_HEADERS, find_stored, fingerprint, json_response, remember, replay
+from loyalty.pos_api.sale_posting import SaleRequest, post_sale_requests, post_sale_together
+from loyalty.sales.services import MemberSnapshot, get_sale, post_refund
 
 members = Blueprint("api_members", __name__, url_prefix="/api/v1/members", description="Members")
 transactions = Blueprint("api_transactions", __name__, url_prefix="/api/v1/transactions",
@@ -197,14 +186,10 @@ def decode_cursor(cursor: str) -> int:
 def post_sale(sale):
     """Post a sale: coupons, points redemption, earning and tier upgrade in one DB transaction.
     Posting the same `external_id` with the same body again replays the first response."""
-
-    def work():
-        result = post_sales(db.session, load_program(db.session), current_client(), [sale], utcnow())[0]
-        if isinstance(result, DomainError):
-            raise result
-        return 201, schemas.sale_response_schema.dump(result)
-
-    return run_idempotent("sale:" + sale["external_id"], fingerprint(request.get_json()), work)
+    outcome = post_sale_together(SaleRequest(current_client(), request.get_json(), sale))
+    if outcome.error is not None:
+        raise outcome.error
+    return json_response(outcome.transaction, outcome.status, headers=REPLAYED_HEADERS if outcome.replayed else None)
 
 
 @transactions.route("/batch", methods=["POST"])
@@ -212,85 +197,9 @@ def post_sale(sale):
 @transactions.response(200, schemas.BatchResponseSchema)
 def post_batch(body):
     """Post up to 1,000 sales, each on its own: one failing does not stop the others."""
-    items = body["sales"]
-    for attempt in range(IDEMPOTENT_ATTEMPTS):
-        try:
-            results = _post_batch_once(items)
-            db.session.commit()
-            return json_response({"results": results})
-        except IntegrityError:
-            db.session.rollback()
-            if attempt == IDEMPOTENT_ATTEMPTS - 1:
-                raise
-
-
-def _post_batch_once(items: list[dict]) -> list[dict]:
     client = current_client()
-    parsed: list[dict | DomainError] = [_parse_sale(item) for item in items]
-    prints = {index: fingerprint(item) for index, item in enumerate(items)}
-    keys = {index: "sale:" + sale["external_id"] for index, sale in enumerate(parsed) if isinstance(sale, dict)}
-    # Each item is judged against the stored request itself: twins in one batch may differ.
-    stored: dict[str, StoredResponse | DomainError] = load_stored(db.session, client, set(keys.values()))
-    first_of_key: dict[str, int] = {}
-    to_post: list[int] = []
-    for index, key in keys.items():
-        if key in stored or key in first_of_key:
-            continue
-        first_of_key[key] = index
-        to_post.append(index)
-    posted = post_sales(db.session, load_program(db.session), client, [parsed[i] for i in to_post], utcnow())
-    outcomes: dict[int, dict] = {}
-    answers = []
-    for index, result in zip(to_post, posted):
-        outcomes[index] = _batch_outcome(parsed[index]["external_id"], result, replayed=False)
-        if isinstance(result, SaleResult):
-            answers.append((keys[index], prints[index], 201, outcomes[index]["transaction"]))
-            stored[keys[index]] = StoredResponse(201, outcomes[index]["transaction"], prints[index])
-        else:
-            # Its twins later in this batch fail the same way, with the same problem.
-            stored[keys[index]] = result
-    remember_all(db.session, client, answers)
-    results = []
-    for index, sale in enumerate(parsed):
-        if index in outcomes:
-            results.append(outcomes[index])
-        elif isinstance(sale, DomainError):
-            results.append(_batch_outcome(_external_id_of(items[index]), sale, replayed=False))
-        else:
-            results.append(_replayed_outcome(sale["external_id"], keys[index], prints[index], stored,
-                                             first_of_key, prints))
-    return results
-
-
-def _replayed_outcome(external_id, key, request_sha256, stored, first_of_key, prints) -> dict:
-    """A sale answered before (in an earlier call, or earlier in this batch)."""
-    earlier = stored[key]
-    if key in first_of_key and prints[first_of_key[key]] != request_sha256:
-        earlier = IdempotencyConflict("this external_id appears earlier in the batch with a different body")
-    elif isinstance(earlier, StoredResponse) and earlier.request_sha256 != request_sha256:
-        earlier = conflict()
-    if isinstance(earlier, StoredResponse):
-        return {"external_id": external_id, "status": earlier.status, "replayed": True, "transaction": earlier.body}
-    return _batch_outcome(external_id, earlier, replayed=False)
-
-
-def _batch_outcome(external_id, result, *, replayed: bool) -> dict:
-    if isinstance(result, DomainError):
-        return {"external_id": external_id, "status": result.status, "replayed": False, "error": problem_body(result)}
-    return {"external_id": external_id, "status": 201, "replayed": replayed,
-            "transaction": schemas.sale_response_schema.dump(result)}
-
-
-def _parse_sale(item) -> dict | DomainError:
-    try:
-        return schemas.sale_schema.load(item)
-    except ma.ValidationError as error:
-        return ValidationFailed("the sale failed validation", errors=error.normalized_messages())
-
-
-def _external_id_of(item) -> str | None:
-    external_id = item.get("external_id") if isinstance(item, dict) else None
-    return external_id if isinstance(external_id, str) else None
+    outcomes = post_sale_requests([SaleRequest.parse(client, item) for item in body["sales"]])
+    return json_response({"results": [outcome.as_batch_item() for outcome in outcomes]})
 
 
 @transactions.route("/<external_id>")

@@ -68,8 +68,11 @@ def remember_all(session: Session, client: ApiCaller, answers: list[tuple[str, s
          "response_body": body} for key, request_sha256, status, body in answers])
 
 
+REPLAYED_HEADERS = {"Idempotent-Replayed": "true"}
+
+
 def replay(stored: StoredResponse) -> Response:
-    return json_response(stored.body, stored.status, headers={"Idempotent-Replayed": "true"})
+    return json_response(stored.body, stored.status, headers=REPLAYED_HEADERS)
 
 
 def json_response(body, status: int = 200, headers: dict | None = None) -> Response:

@@ -81,6 +81,17 @@ class Watcher:
         self.thread.join(timeout=30)
 
 
+@pytest.fixture(params=[True, False], ids=["grouped", "one-by-one"])
+def group_commit(request, app):
+    """Sales posted by a group commit (the default: all threads of this process share transactions,
+    loyalty/pos_api/sale_posting.py), or each in a transaction of its own, as separate processes would,
+    so that the database's own locking is what keeps them apart."""
+    before = app.config["SALE_GROUP_COMMIT"]
+    app.config["SALE_GROUP_COMMIT"] = request.param
+    yield request.param
+    app.config["SALE_GROUP_COMMIT"] = before
+
+
 def problem_slug(answer: Answer) -> str:
     return answer.body["type"].rsplit("/", 1)[-1]
 
@@ -96,7 +107,7 @@ def member_points(pos, member_no) -> dict:
     return pos.get(f"/members/{member_no}").get_json()["points"]
 
 
-def test_concurrent_redemptions_never_overdraw(app, factory, pos):
+def test_concurrent_redemptions_never_overdraw(app, factory, pos, group_commit):
     """50 tills redeem 100 points each at once from a member who has 1,000: exactly 10 succeed."""
     member_no = factory.member()
     assert pos.sale(member_no, 100_000).get_json()["points_earned"] == 1_000
@@ -129,7 +140,7 @@ def test_concurrent_redemptions_never_overdraw(app, factory, pos):
 
 
 @pytest.mark.parametrize("with_member", [True, False], ids=["member", "anonymous"])
-def test_concurrent_twins_record_one_sale(app, factory, pos, with_member):
+def test_concurrent_twins_record_one_sale(app, factory, pos, with_member, group_commit):
     """50 identical posts of one sale at once: one sale, 50 identical 201 answers, 49 of them replays."""
     member_no = factory.member() if with_member else None
     body = {"external_id": "TWIN-1", "occurred_at": OCCURRED_AT, "currency": "CNY", "amount": 12_800,
@@ -152,6 +163,54 @@ def test_concurrent_twins_record_one_sale(app, factory, pos, with_member):
         assert answers[0].body["points_earned"] == 128
         assert member_points(pos, member_no)["balance"] == 128
     assert_ledger_ok(app)
+
+
+def test_concurrent_twins_spending_points_replay_the_first_answer(app, factory, pos, group_commit):
+    """Retries of a redemption racing the first attempt: a twin that waited for the member's lock
+    finds the points already spent, and must replay the first answer, not report insufficient-points."""
+    member_no = factory.member()
+    pos.sale(member_no, 10_000)
+    assert member_points(pos, member_no)["available"] == 100
+    body = {"external_id": "TWIN-SPEND", "member": member_no, "occurred_at": OCCURRED_AT, "currency": "CNY",
+            "amount": 0, "points_redeemed": 100}
+
+    answers = concurrently(app, 30, lambda http, index: http.post("/api/v1/transactions", json=body,
+                                                                   headers=pos.headers))
+
+    assert Counter(answer.status for answer in answers) == {201: 30}, [a.body for a in answers if a.status != 201]
+    assert all(answer.data == answers[0].data for answer in answers)
+    assert Counter(answer.replayed for answer in answers) == {True: 29, False: 1}
+    assert member_points(pos, member_no)["available"] == 0
+    assert_ledger_ok(app)
+
+
+def test_sales_arriving_together_share_transactions(app, factory, pos):
+    """The group commit at work: 40 sales for 40 members posted at once by the threads of one process
+    are answered as if alone, in far fewer than 40 commits."""
+    members = [factory.member() for _ in range(40)]
+    commits = Counter()
+    with app.app_context():
+        engine = db.engine
+    listener = lambda connection: commits.update(["commit"])  # noqa: E731
+    sa.event.listen(engine, "commit", listener)
+    try:
+        answers = concurrently(app, 40, lambda http, index: pos_sale(http, pos, members[index], index))
+    finally:
+        sa.event.remove(engine, "commit", listener)
+
+    assert Counter(answer.status for answer in answers) == {201: 40}
+    assert [answer.body["member"]["member_no"] for answer in answers] == members
+    assert all(answer.body["points_earned"] == 10 + index for index, answer in enumerate(answers))
+    assert 1 <= commits["commit"] <= 20, commits
+    for index, member_no in enumerate(members):
+        assert member_points(pos, member_no)["balance"] == 10 + index
+    assert_ledger_ok(app)
+
+
+def pos_sale(http, pos, member_no, index):
+    return http.post("/api/v1/transactions", headers=pos.headers, json={
+        "external_id": f"GROUPED-{index}", "member": member_no, "occurred_at": OCCURRED_AT, "currency": "CNY",
+        "amount": 1_000 + 100 * index})
 
 
 @pytest.mark.parametrize("with_member", [True, False], ids=["member", "anonymous"])

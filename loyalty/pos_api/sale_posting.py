@@ -1,0 +1,177 @@
+"""Answering sales once (API.md "Idempotency"): the one path of `POST /transactions` and of
+`POST /transactions/batch`.
+
+A list of sale requests is answered in one DB transaction: those answered before are replayed (or
+refused when their body changed), the rest go through `post_sales` together, and the answers are
+stored with them. Single sales that arrive together in one worker process are posted as one such
+list by a group commit (loyalty/group_commit.py), so at the till's busiest hour a sale costs a share
+of a batch rather than a transaction of its own.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import marshmallow as ma
+from flask import current_app
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from loyalty.auth.services import ApiCaller
+from loyalty.clock import utcnow
+from loyalty.errors import DomainError, IdempotencyConflict, ValidationFailed
+from loyalty.extensions import db
+from loyalty.group_commit import GroupCommit
+from loyalty.points.program import load_program
+from loyalty.pos_api import schemas
+from loyalty.pos_api.idempotency import StoredResponse, conflict, fingerprint, load_stored, remember_all
+from loyalty.pos_api.problems import problem_body
+from loyalty.sales.services import SaleResult, post_sales
+
+EXTENSION = "loyalty.sale_group_commit"
+# A lost race (a twin committed first, or PostgreSQL broke a deadlock by aborting us) is retried:
+# the retry finds the twin's stored answer and replays it, or simply succeeds.
+ATTEMPTS = 3
+RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+# Single sales queued at once in one process: bounds how long the last of them waits.
+MAX_GROUP = 100
+
+
+@dataclass(frozen=True)
+class SaleRequest:
+    """One sale as a client sent it: its payload (as sent, for the idempotency hash), parsed or
+    refused by the schema."""
+
+    client: ApiCaller
+    payload: object
+    sale: dict | DomainError
+
+    @classmethod
+    def parse(cls, client: ApiCaller, payload: object) -> "SaleRequest":
+        try:
+            sale: dict | DomainError = schemas.sale_schema.load(payload)
+        except ma.ValidationError as error:
+            sale = ValidationFailed("the sale failed validation", errors=error.normalized_messages())
+        return cls(client, payload, sale)
+
+    @property
+    def external_id(self) -> str | None:
+        if isinstance(self.sale, dict):
+            return self.sale["external_id"]
+        external_id = self.payload.get("external_id") if isinstance(self.payload, dict) else None
+        return external_id if isinstance(external_id, str) else None
+
+
+@dataclass(frozen=True)
+class SaleOutcome:
+    """The answer to one sale: `transaction` (the response body) when it was posted or replayed,
+    else `error`."""
+
+    external_id: str | None
+    status: int
+    replayed: bool = False
+    transaction: dict | None = None
+    error: DomainError | None = None
+
+    def as_batch_item(self) -> dict:
+        item = {"external_id": self.external_id, "status": self.status, "replayed": self.replayed}
+        if self.error is not None:
+            item["error"] = problem_body(self.error)
+        else:
+            item["transaction"] = self.transaction
+        return item
+
+
+def post_sale_requests(requests: Sequence[SaleRequest]) -> list[SaleOutcome]:
+    """Answer `requests` (of any clients) and commit, retrying a lost race; one outcome each, in order."""
+    for attempt in range(ATTEMPTS):
+        try:
+            outcomes: dict[int, SaleOutcome] = {}
+            for client_requests in _by_client(requests):
+                answered = answer_sales(client_requests[0][1].client, [request for _, request in client_requests])
+                outcomes.update((index, outcome) for (index, _), outcome in zip(client_requests, answered))
+            db.session.commit()
+            return [outcomes[index] for index in range(len(requests))]
+        except (IntegrityError, DBAPIError) as error:
+            db.session.rollback()
+            if attempt == ATTEMPTS - 1 or not _retryable(error):
+                raise
+    raise AssertionError("unreachable")
+
+
+def post_sale_together(request: SaleRequest) -> SaleOutcome:
+    """Post one sale with the others this process is posting at the same moment (see module doc)."""
+    if not current_app.config["SALE_GROUP_COMMIT"]:
+        return post_sale_requests([request])[0]
+    group = current_app.extensions.get(EXTENSION)
+    if group is None:
+        group = current_app.extensions.setdefault(EXTENSION, GroupCommit(post_sale_requests, max_batch=MAX_GROUP))
+    return group.submit(request)
+
+
+def answer_sales(client: ApiCaller, requests: Sequence[SaleRequest]) -> list[SaleOutcome]:
+    """One client's sales, answered in order (the caller commits): replayed when answered before,
+    posted otherwise. Twins within the list are answered like retries of the first."""
+    prints = [fingerprint(request.payload) for request in requests]
+    keys = {index: "sale:" + request.sale["external_id"]
+            for index, request in enumerate(requests) if isinstance(request.sale, dict)}
+    # Each item is judged against the stored request itself: twins in one list may differ.
+    stored: dict[str, StoredResponse | DomainError] = load_stored(db.session, client, set(keys.values()))
+    first_of_key: dict[str, int] = {}
+    to_post: list[int] = []
+    for index, key in keys.items():
+        if key not in stored and key not in first_of_key:
+            first_of_key[key] = index
+            to_post.append(index)
+    posted = post_sales(db.session, load_program(db.session), client, [requests[i].sale for i in to_post], utcnow())
+    _replay_lost_races(client, [keys[i] for i, result in zip(to_post, posted) if isinstance(result, DomainError)],
+                       stored)
+    outcomes: dict[int, SaleOutcome] = {}
+    answers = []
+    for index, result in zip(to_post, posted):
+        key = keys[index]
+        if isinstance(result, SaleResult):
+            body = schemas.sale_response_schema.dump(result)
+            outcomes[index] = SaleOutcome(requests[index].external_id, 201, transaction=body)
+            answers.append((key, prints[index], 201, body))
+            stored[key] = StoredResponse(201, body, prints[index])
+        elif key not in stored:
+            outcomes[index] = SaleOutcome(requests[index].external_id, result.status, error=result)
+            # Its twins later in this list fail the same way, with the same problem.
+            stored[key] = result
+    remember_all(db.session, client, answers)
+    return [outcomes.get(index) or _earlier_answer(requests[index], keys.get(index), prints, index, stored,
+                                                   first_of_key)
+            for index in range(len(requests))]
+
+
+def _replay_lost_races(client: ApiCaller, failed_keys: list[str], stored: dict) -> None:
+    """A sale refused by the rules (say, points already spent) may be the retry of a twin that
+    committed while this one waited for the member's lock: that twin's answer is now visible, and
+    is the right answer to replay. Read only when something failed."""
+    stored.update(load_stored(db.session, client, failed_keys))
+
+
+def _earlier_answer(request: SaleRequest, key: str | None, prints: list[str], index: int, stored: dict,
+                    first_of_key: dict[str, int]) -> SaleOutcome:
+    if key is None:  # refused by the schema
+        return SaleOutcome(request.external_id, request.sale.status, error=request.sale)
+    earlier = stored[key]
+    if key in first_of_key and first_of_key[key] != index and prints[first_of_key[key]] != prints[index]:
+        earlier = IdempotencyConflict("this external_id appears earlier in the batch with a different body")
+    elif isinstance(earlier, StoredResponse) and earlier.request_sha256 != prints[index]:
+        earlier = conflict()
+    if isinstance(earlier, StoredResponse):
+        return SaleOutcome(request.external_id, earlier.status, replayed=True, transaction=earlier.body)
+    return SaleOutcome(request.external_id, earlier.status, error=earlier)
+
+
+def _by_client(requests: Sequence[SaleRequest]) -> list[list[tuple[int, SaleRequest]]]:
+    groups: dict[int, list[tuple[int, SaleRequest]]] = {}
+    for index, request in enumerate(requests):
+        groups.setdefault(request.client.id, []).append((index, request))
+    return list(groups.values())
+
+
+def _retryable(error: DBAPIError) -> bool:
+    if isinstance(error, IntegrityError):
+        return True
+    return getattr(error.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
