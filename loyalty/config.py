@@ -42,7 +42,8 @@ class DefaultConfig:
     OPENAPI_JSON_PATH = "openapi.json"
 
     # Flask-Limiter: Redis when configured (shared by all web processes), memory otherwise.
-    RATELIMIT_STORAGE_URI = "memory://"
+    # "loyalty-memory": limits' in-process store, made thread-safe (loyalty/auth/limiter_storage.py).
+    RATELIMIT_STORAGE_URI = "loyalty-memory://"
     RATELIMIT_HEADERS_ENABLED = True
     RATELIMIT_DEFAULT = None
 

@@ -8,6 +8,7 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 
+from loyalty.auth import limiter_storage  # noqa: F401  registers the "loyalty-memory://" counters
 from loyalty.db import Base
 from loyalty.pos_api.openapi import ProblemApi
 
