@@ -1,11 +1,13 @@
 """Appending many rows at once: how the sales, the ledger and the idempotency records are inserted.
 
-A multi-row INSERT of a thousand sales is a statement of ~13,000 parameters that SQLAlchemy renders
-and psycopg re-parses on every call (too long for its statement cache): a fifth of a batch's CPU in
-bench/profile_sale.py. So on PostgreSQL, from COPY_MIN_ROWS rows up, the ids are drawn from the
-table's sequence in one statement and the rows are sent with COPY ... FROM STDIN, which has no SQL
-text to build or parse. Fewer rows (a single sale), and SQLite, take SQLAlchemy's INSERT (RETURNING
-the ids in order), which costs one round trip less.
+A multi-row INSERT is a statement whose text grows with its rows: SQLAlchemy renders it and psycopg
+re-parses it on every call (too long for its cache; a fifth of a batch's CPU in
+bench/profile_sale.py), and PostgreSQL plans it again for each row count. So on PostgreSQL, from
+COPY_MIN_ROWS rows up, the ids are drawn from the table's sequence in one statement and the rows are
+sent with COPY ... FROM STDIN, which has no SQL text to build, parse or plan. Even for a handful of
+rows (the sales a group commit gathers) that halves the time spent waiting for the database, for
+the same CPU in the app. A single row, and SQLite, take SQLAlchemy's INSERT (RETURNING the ids in
+order).
 """
 
 import functools
@@ -16,8 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-# COPY costs an extra round trip and the id query; below this many rows a plain INSERT is cheaper.
-COPY_MIN_ROWS = 20
+# One row: a plain INSERT ... RETURNING id is one round trip where COPY takes two plus the id query.
+COPY_MIN_ROWS = 2
 
 
 def insert_rows(session: Session, table: sa.Table, rows: list[dict], *, return_ids: bool = False) -> list[int]:

@@ -6,7 +6,7 @@ from marshmallow import fields, validate
 
 from loyalty.campaigns import codes
 from loyalty.campaigns.models import COUPON_STATUSES, MONEY_KINDS, OFFER_KINDS
-from loyalty.pos_api.schemas import MAX_MONEY, MAX_POINTS, StrictSchema, UTCDateTime, money
+from loyalty.pos_api.schemas import MAX_MONEY, MAX_POINTS, StrictSchema, UTCDateTime, money, utc_text
 
 VALUE_RANGES = {
     "amount_off": (1, MAX_MONEY, "minor units off"),
@@ -96,8 +96,8 @@ class OfferSchema(ma.Schema):
     max_discount = _offer("max_discount", "integer", nullable=True)
     skus = _out(lambda report: list(report.offer.skus or []), "array", **_STRINGS)
     categories = _out(lambda report: list(report.offer.categories or []), "array", **_STRINGS)
-    valid_from = _out(lambda report: _utc(report.offer.valid_from), "string", format="date-time", nullable=True)
-    valid_until = _out(lambda report: _utc(report.offer.valid_until), "string", format="date-time", nullable=True)
+    valid_from = _out(lambda report: utc_text(report.offer.valid_from), "string", format="date-time", nullable=True)
+    valid_until = _out(lambda report: utc_text(report.offer.valid_until), "string", format="date-time", nullable=True)
     valid_days = _offer("valid_days", "integer", nullable=True)
     tiers = _out(lambda report: list(report.offer.tiers or []), "array", **_STRINGS)
     per_member_limit = _offer("per_member_limit", "integer", nullable=True)
@@ -107,7 +107,7 @@ class OfferSchema(ma.Schema):
     issued_count = fields.Integer(metadata={"description": "coupons and codes issued"})
     redeemed_count = fields.Integer(metadata={"description": "redemptions, net of fully refunded sales"})
     discount_given = fields.Integer(metadata={"description": "discount money given, minor units"})
-    created_at = _out(lambda report: _utc(report.offer.created_at), "string", format="date-time")
+    created_at = _out(lambda report: utc_text(report.offer.created_at), "string", format="date-time")
 
 
 class CouponIssueSchema(StrictSchema):
@@ -140,10 +140,6 @@ class CouponSchema(ma.Schema):
 class CouponPageSchema(ma.Schema):
     data = fields.List(fields.Nested(CouponSchema))
     next_cursor = fields.String(allow_none=True)
-
-
-def _utc(value):
-    return UTCDateTime()._serialize(value, None, None)
 
 
 offer_schema = OfferSchema()

@@ -19,6 +19,15 @@ from loyalty.errors import IdempotencyConflict
 from loyalty.sales.models import IdempotencyRecord
 
 
+# Read on every sale request (plain rows: no ORM objects to build), so built once.
+STORED_ANSWERS = (
+    sa.select(IdempotencyRecord.key, IdempotencyRecord.response_status, IdempotencyRecord.response_body,
+              IdempotencyRecord.request_sha256)
+    .where(IdempotencyRecord.client_id == sa.bindparam("client_id"),
+           IdempotencyRecord.key.in_(sa.bindparam("keys", expanding=True)))
+)
+
+
 @dataclass(frozen=True)
 class StoredResponse:
     status: int
@@ -45,11 +54,8 @@ def load_stored(session: Session, client: ApiCaller, keys) -> dict[str, StoredRe
     keys = list(keys)
     if not keys:
         return {}
-    records = session.scalars(
-        sa.select(IdempotencyRecord).where(IdempotencyRecord.client_id == client.id, IdempotencyRecord.key.in_(keys))
-    )
-    return {record.key: StoredResponse(record.response_status, record.response_body, record.request_sha256)
-            for record in records}
+    rows = session.execute(STORED_ANSWERS, {"client_id": client.id, "keys": keys})
+    return {row.key: StoredResponse(row.response_status, row.response_body, row.request_sha256) for row in rows}
 
 
 def conflict() -> IdempotencyConflict:

@@ -49,9 +49,14 @@ class UTCDateTime(fields.AwareDateTime):
             raise ma.ValidationError("Out of the range of dates.") from None
 
     def _serialize(self, value, attr, obj, **kwargs):
-        if value is None:
-            return None
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return utc_text(value)
+
+
+def utc_text(value: datetime | None) -> str | None:
+    """A time as the API writes it: RFC 3339 in UTC with a `Z`."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def money(**kwargs):
@@ -138,13 +143,13 @@ class MemberSchema(ma.Schema):
     status = fields.Function(lambda snap: snap.member.status)
     tier = fields.Nested(TierSchema)
     points = fields.Method("dump_points")
-    enrolled_at = fields.Function(lambda snap: UTCDateTime()._serialize(snap.member.enrolled_at, None, None))
+    enrolled_at = fields.Function(lambda snap: utc_text(snap.member.enrolled_at))
 
     def dump_points(self, snap):
         summary = snap.points
         return {
             "balance": summary.balance, "available": summary.available, "pending": summary.pending,
-            "expiring": [{"points": amount, "expires_at": UTCDateTime()._serialize(at, None, None)}
+            "expiring": [{"points": amount, "expires_at": utc_text(at)}
                          for amount, at in summary.expiring],
         }
 
@@ -219,7 +224,7 @@ class SaleResponseSchema(ma.Schema):
     member_no = fields.Function(lambda result: result.member.member.member_no if result.member else None)
     amount = fields.Function(lambda result: result.transaction.amount)
     currency = fields.Function(lambda result: result.transaction.currency)
-    occurred_at = fields.Function(lambda result: UTCDateTime()._serialize(result.transaction.occurred_at, None, None))
+    occurred_at = fields.Function(lambda result: utc_text(result.transaction.occurred_at))
     points_earned = fields.Function(lambda result: result.transaction.points_earned)
     points_redeemed = fields.Function(lambda result: result.transaction.points_redeemed)
     coupons = fields.List(fields.Nested(CouponLineSchema))

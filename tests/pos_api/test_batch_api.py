@@ -178,7 +178,7 @@ def test_a_large_batch_written_in_bulk_matches_the_same_sales_posted_one_by_one(
     from loyalty.bulk import COPY_MIN_ROWS
     from loyalty.points.services import verify_ledger
 
-    members = [factory.member() for _ in range(COPY_MIN_ROWS)]
+    members = [factory.member() for _ in range(max(COPY_MIN_ROWS, 20))]
     for member_no in members:
         assert pos.sale(member_no, 50000).status_code == 201
     lines = [{"sku": "A1", "category": "shoes", "amount": 6000}, {"sku": "B2", "amount": 4000}]
@@ -219,7 +219,7 @@ def test_bulk_rows_that_break_a_unique_key_raise_integrity_error(app):
         db.session.add(client)
         db.session.flush()
         rows = [{"client_id": client.id, "key": f"sale:K{n}", "request_sha256": "f" * 64, "response_status": 201,
-                 "response_body": {"n": n}} for n in range(COPY_MIN_ROWS)]
+                 "response_body": {"n": n}} for n in range(max(COPY_MIN_ROWS, 10))]
         insert_rows(db.session, IdempotencyRecord.__table__, rows)
         assert db.session.scalar(sa.select(IdempotencyRecord.response_body).where(
             IdempotencyRecord.key == "sale:K7")) == {"n": 7}
