@@ -2,11 +2,14 @@
 evaluation, once a tier has been held for the program's tier hold period."""
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm.attributes import set_committed_value
 
+from loyalty.bulk import insert_rows
 from loyalty.members.models import Member
 from loyalty.points.models import PointsEntry, Tier, TierChange
 from loyalty.points.program import Program, TierCopy
@@ -31,26 +34,62 @@ def qualifying_points(session: Session, member_ids: Iterable[int], since: dateti
     return {member_id: totals.get(member_id, 0) for member_id in ids}
 
 
-def change_tier(session: Session, member: Member, tier: TierCopy, *, reason: str, qualifying: int,
-                now: datetime) -> TierChange:
-    change = TierChange(
-        member_id=member.id, from_tier_id=member.tier_id, to_tier_id=tier.id, reason=reason,
-        qualifying_points=qualifying, created_at=now,
-    )
-    session.add(change)
-    member.tier = session.get(Tier, tier.id)
-    member.tier_id = tier.id
-    member.tier_since = now
+# Member rows are written by these statements, not by the ORM's flush: a busy batch moves many members.
+SET_MEMBER_TIER = (sa.update(Member.__table__).where(Member.__table__.c.id == sa.bindparam("member_id"))
+                   .values(tier_id=sa.bindparam("tier_id"), tier_since=sa.bindparam("tier_since")))
+TIER_CHANGES = TierChange.__table__
+
+
+def move_tier(member: Member, tier: TierCopy, *, reason: str, qualifying: int, now: datetime) -> dict:
+    """Move the member to `tier` in memory (as if already saved, so the ORM writes nothing of it) and
+    return the tier_changes row to save with `save_tier_moves`."""
+    change = {"member_id": member.id, "from_tier_id": member.tier_id, "to_tier_id": tier.id, "reason": reason,
+              "qualifying_points": qualifying, "created_at": now}
+    set_committed_value(member, "tier_id", tier.id)
+    set_committed_value(member, "tier_since", now)
+    session = object_session(member)
+    if session is not None and "tier" in sa.inspect(member).dict:
+        session.expire(member, ["tier"])  # reloaded from the new tier_id if read again
     return change
 
 
-def upgrade_if_qualified(session: Session, program: Program, member: Member, qualifying: int,
-                         now: datetime) -> TierChange | None:
-    """Move the member up as soon as qualifying points reach a higher tier; never down."""
-    qualified = program.tier_for(qualifying)
-    if qualified.rank <= program.tier(member.tier_id).rank:
-        return None
-    return change_tier(session, member, qualified, reason="upgrade", qualifying=qualifying, now=now)
+def save_tier_moves(session: Session, changes: list[dict]) -> None:
+    """Write the moves made by `move_tier`: the tier_changes rows and each member's latest tier."""
+    if not changes:
+        return
+    insert_rows(session, TIER_CHANGES, changes)
+    latest = {change["member_id"]: change for change in changes}
+    session.execute(SET_MEMBER_TIER, [{"member_id": member_id, "tier_id": change["to_tier_id"],
+                                       "tier_since": change["created_at"]} for member_id, change in latest.items()])
+
+
+@dataclass
+class Climbers:
+    """The members of one unit of work who can still move up: their qualifying points as the sales
+    add to them, and the upgrades made (saved by `save_tier_moves`)."""
+
+    qualifying: dict[int, int]
+    since: datetime
+    moves: list[dict] = field(default_factory=list)
+
+    def add(self, program: Program, member: Member, base_points: int, occurred_at: datetime,
+            now: datetime) -> None:
+        """Count a sale's base points; move the member up as soon as they reach a higher tier, never down."""
+        if member.id not in self.qualifying or occurred_at <= self.since:
+            return
+        self.qualifying[member.id] += base_points
+        qualified = program.tier_for(self.qualifying[member.id])
+        if qualified.rank > program.tier(member.tier_id).rank:
+            self.moves.append(move_tier(member, qualified, reason="upgrade", qualifying=self.qualifying[member.id],
+                                        now=now))
+
+
+def climbers(session: Session, program: Program, members: Iterable[Member], now: datetime) -> Climbers:
+    """The members below the top tier (the others cannot move up), with their qualifying points."""
+    top_rank = program.tiers[-1].rank
+    since = program.qualifying_window_start(now)
+    climbing = [member.id for member in members if program.tier(member.tier_id).rank < top_rank]
+    return Climbers(qualifying_points(session, climbing, since), since)
 
 
 def evaluate_tiers(session: Session, program: Program, now: datetime) -> dict[str, int]:
@@ -67,12 +106,14 @@ def evaluate_tiers(session: Session, program: Program, now: datetime) -> dict[st
     ).all()
     totals = qualifying_points(session, [member.id for member in due], program.qualifying_window_start(now))
     counts = {"downgraded": 0, "renewed": 0}
+    moves = []
     for member in due:
         qualified = program.tier_for(totals[member.id])
         if qualified.rank < program.tier(member.tier_id).rank:
-            change_tier(session, member, qualified, reason="downgrade", qualifying=totals[member.id], now=now)
+            moves.append(move_tier(member, qualified, reason="downgrade", qualifying=totals[member.id], now=now))
             counts["downgraded"] += 1
         else:
             member.tier_since = now
             counts["renewed"] += 1
+    save_tier_moves(session, moves)
     return counts

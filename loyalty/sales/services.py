@@ -36,7 +36,7 @@ from loyalty.members.services import resolve_member_codes
 from loyalty.points.earning import SaleLine, compute_earning
 from loyalty.points.ledger import PointsSummary, Wallet, lock_wallet, save_wallets, wallets_for
 from loyalty.points.program import Program, TierCopy
-from loyalty.points.tiers import qualifying_points, upgrade_if_qualified
+from loyalty.points.tiers import Climbers, climbers, save_tier_moves
 from loyalty.sales.models import Transaction, TransactionLine
 
 TRANSACTIONS = Transaction.__table__
@@ -105,19 +105,20 @@ def post_sales(session: Session, program: Program, client: ApiClient | ApiCaller
     stores = _stores_by_code(session, client, sales)
     wallets = wallets_for(session, {found.id: found for found in members.values() if isinstance(found, Member)}
                           .values())
-    qualifying = _qualifying_for_upgrade(session, program, wallets.values(), now)
+    climbing = climbers(session, program, [wallet.member for wallet in wallets.values()], now)
     results: list[SaleResult | DomainError] = []
     for sale in sales:
         try:
-            results.append(_post_sale(session, program, client, sale, members, stores, wallets, qualifying, now))
+            results.append(_post_sale(session, program, client, sale, members, stores, wallets, climbing, now))
         except DomainError as error:
             results.append(error)
     _write_sales(session, [result.transaction for result in results if isinstance(result, SaleResult)], now)
     save_wallets(session, wallets.values())
+    save_tier_moves(session, climbing.moves)
     return results
 
 
-def _post_sale(session, program, client, sale, members, stores, wallets, qualifying, now) -> SaleResult:
+def _post_sale(session, program, client, sale, members, stores, wallets, climbing: Climbers, now) -> SaleResult:
     store = _store_for(sale, stores)
     wallet = _wallet_for(sale, members, wallets)
     _check_sale(program, sale, wallet, now)
@@ -131,7 +132,7 @@ def _post_sale(session, program, client, sale, members, stores, wallets, qualify
     if row.points_redeemed:
         wallet.redeem(row.points_redeemed, now=now, occurred_at=row.occurred_at, transaction=row,
                       reason=f"sale {row.external_id}", source="transaction")
-    _earn(program, wallet, row, qualifying, now, coupons)
+    _earn(program, wallet, row, climbing, now, coupons)
     return SaleResult(transaction=row, member=snapshot(program, wallet, now), coupons=coupons.response())
 
 
@@ -182,8 +183,8 @@ def _write_sales(session: Session, rows: list[SaleRow], now: datetime) -> None:
             record_redemptions(session, row.coupons, row.id, now)
 
 
-def _earn(program: Program, wallet: Wallet, row: SaleRow, qualifying: dict[int, int],
-          now: datetime, coupons: CouponPlan) -> None:
+def _earn(program: Program, wallet: Wallet, row: SaleRow, climbing: Climbers, now: datetime,
+          coupons: CouponPlan) -> None:
     member = wallet.member
     sale_figures = dict(
         amount=row.amount, subtotal=row.subtotal, occurred_at=row.occurred_at,
@@ -205,16 +206,7 @@ def _earn(program: Program, wallet: Wallet, row: SaleRow, qualifying: dict[int, 
         wallet.credit("earn", earning.points, occurred_at=row.occurred_at, available_at=available_at,
                       expires_at=expires_at, qualifying_points=earning.base_points, transaction=row,
                       reason=f"sale {row.external_id}", source="transaction")
-    if member.id in qualifying and row.occurred_at > program.qualifying_window_start(now):
-        qualifying[member.id] += earning.base_points
-        upgrade_if_qualified(wallet.session, program, member, qualifying[member.id], now)
-
-
-def _qualifying_for_upgrade(session, program: Program, wallets, now: datetime) -> dict[int, int]:
-    """Qualifying points of the members who still have a tier above them (the others cannot move up)."""
-    top_rank = program.tiers[-1].rank
-    climbing = [wallet.member.id for wallet in wallets if program.tier(wallet.member.tier_id).rank < top_rank]
-    return qualifying_points(session, climbing, program.qualifying_window_start(now))
+    climbing.add(program, member, earning.base_points, row.occurred_at, now)
 
 
 def _stores_by_code(session: Session, client: ApiClient | ApiCaller, sales: Sequence[dict]) -> dict[str, Store]:

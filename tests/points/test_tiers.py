@@ -200,3 +200,24 @@ def test_in_a_batch_the_sale_after_the_upgrade_earns_at_the_new_tier(pos, factor
 
     assert [r["transaction"]["points_earned"] for r in results] == [1000, 125]
     assert [r["transaction"]["member"]["tier"]["code"] for r in results] == ["SILVER", "SILVER"]
+
+
+def test_in_a_batch_a_member_can_climb_twice_and_every_move_is_kept(pos, factory, app):
+    """Upgrades within one unit of work are written together at its end: each move is a row, and the
+    member's row holds the last."""
+    member_no = factory.member()
+    sale = {"occurred_at": "2026-11-22T10:00:00+08:00", "currency": "CNY", "member": member_no}
+
+    results = pos.post("/transactions/batch", json={"sales": [
+        {**sale, "external_id": "S-1", "amount": 100000}, {**sale, "external_id": "S-2", "amount": 400000},
+        {**sale, "external_id": "S-3", "amount": 10000},
+    ]}).get_json()["results"]
+
+    assert [r["transaction"]["points_earned"] for r in results] == [1000, 5000, 150]
+    assert [r["transaction"]["member"]["tier"]["code"] for r in results] == ["SILVER", "GOLD", "GOLD"]
+    assert changes(app, member_no)[1:] == [("BRONZE", "SILVER", "upgrade", 1000, NOW),
+                                           ("SILVER", "GOLD", "upgrade", 5000, NOW)]
+    assert tier_of(pos, member_no) == "GOLD"
+    with app.app_context():
+        member = db.session.scalar(sa.select(Member).where(Member.member_no == member_no))
+        assert member.tier.code == "GOLD" and member.tier_since == NOW
