@@ -8,8 +8,9 @@ What one run does, all on this machine (127.0.0.1 only, every loop bounded in ti
    enrols --members members (the rows enrol_member writes, inserted in bulk) and optionally posts
    --history past sales each through the sales service; that database is the template of a fresh
    copy for each server configuration;
-2. for each --server configuration (e.g. sync:4, gthread:2x8) starts gunicorn and measures, with 32
-   concurrent connections (--connections) from an asyncio HTTP/1.1 client in this process:
+2. for each --server configuration (e.g. sync:6, gthread:2x32) starts gunicorn with the repository's
+   gunicorn.conf.py (as in production; the configuration's worker class and counts override it) and
+   measures, with 32 concurrent connections (--connections) from an asyncio HTTP/1.1 client in this process:
      - "no-op": GET /api/v1/members/<unknown number> -> 404 after the API-key check (rate limiter,
        SELECT of the key, SELECT of the member), the cheapest authenticated endpoint the app has;
      - "sale":  POST /api/v1/transactions, each a unique external_id, a random member, 1-3 lines;
@@ -24,8 +25,8 @@ the machine is read from /proc for each phase, so the generator's own cost and o
 this 2-core machine are visible; pg_stat_activity is sampled for what the backends wait on.
 
     cd /work/main && . .venv/bin/activate
-    python bench/ingest.py                          # defaults: gthread:2x8, 15 s phases, 10,000 members
-    python bench/ingest.py --server sync:4 --server sync:8 --server gthread:2x8 --server gthread:4x4
+    python bench/ingest.py                          # defaults: gthread:2x32, 15 s phases, 10,000 members
+    python bench/ingest.py --server sync:6 --server gthread:2x16 --server gthread:2x32 --server gthread:4x16
     python bench/ingest.py --history 12 --durable --py-spy
 """
 
@@ -194,8 +195,8 @@ class Gunicorn:
         self.port = port
         command = [str(VENV_BIN / "gunicorn"), "-w", str(self.workers), "-k", kind, "-b", f"127.0.0.1:{port}",
                    "--backlog", "2048", "--log-level", "warning", "--timeout", "120"]
-        if kind == "gthread":
-            command += ["--threads", str(self.threads)]
+        # Always given: gunicorn.conf.py sets 32 threads, and a sync worker with threads becomes gthread.
+        command += ["--threads", str(self.threads)]
         command.append("loyalty:create_app()")
         self.log = tempfile.NamedTemporaryFile(prefix="bench-gunicorn-", suffix=".log", delete=False)
         self.process = subprocess.Popen(command, env=app_env(database_url), cwd=REPO, stdout=self.log,
@@ -730,8 +731,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--server", action="append", default=None, metavar="KIND:WORKERS[xTHREADS]",
-                        help="gunicorn worker class and count, repeatable: sync:4, sync:8, gthread:2x8 "
-                             "(default: gthread:2x8, the best of those on 2 cores)")
+                        help="gunicorn worker class and count, repeatable: sync:6, gthread:2x32 "
+                             "(default: gthread:2x32, the best of those tried on 2 cores)")
     parser.add_argument("--workers", type=int, default=None,
                         help="shorthand: --server sync:N, or gthread:NxT with --threads T")
     parser.add_argument("--threads", type=int, default=1)
@@ -761,7 +762,7 @@ def main() -> int:
     elif args.workers:
         servers = [f"gthread:{args.workers}x{args.threads}" if args.threads > 1 else f"sync:{args.workers}"]
     else:
-        servers = ["gthread:2x8"]
+        servers = ["gthread:2x32"]
     args.batch_duration = args.batch_duration or args.duration
     QUIET.update(max_wait=args.wait_quiet, threshold=args.quiet_threshold)
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
