@@ -1,9 +1,9 @@
-"""What every HTML page shares: the language switch, template filters, and the page shown when a form's
-CSRF token is missing or stale. A blueprint without routes of its own; it registers app-wide hooks."""
+"""What every HTML page shares: the language switch, template filters, the page shown when a form's
+CSRF token is missing or stale, and the site's root, which sends each visitor to their home."""
 
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, current_app, render_template, request, url_for
+from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.routing import BuildError
@@ -30,6 +30,13 @@ def remember_language(response: Response) -> Response:
 @site.app_context_processor
 def page_helpers() -> dict:
     return {"language_links": _language_links, "html_lang": i18n.html_lang, "home_url": _home_url}
+
+
+@site.route("/")
+def root():
+    """http://host/ (where the README sends a first-time user): the console for signed-in staff, the
+    member portal for everybody else."""
+    return redirect(_home_url())
 
 
 def _home_url() -> str:

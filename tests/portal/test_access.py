@@ -95,3 +95,13 @@ def test_history_card_and_export_are_the_members_own(member, other_member, pos):
     # Query strings naming somebody else are ignored, not obeyed.
     assert "WANG-SALE-2" not in other_member.client.get(
         f"/portal/history?member_no={member.member_no}&member_id={member.member_id}").get_data(as_text=True)
+
+
+def test_the_site_root_sends_each_visitor_home(app, factory, member):
+    """http://127.0.0.1:5000/, where the README sends a first-time user, is never a 404."""
+    assert app.test_client().get("/").location == "/portal/"
+    assert member.client.get("/").location == "/portal/"
+    factory.staff("cashier@example.com", "cashier")
+    staff_client = app.test_client()
+    staff_log_in(staff_client, "cashier@example.com")
+    assert staff_client.get("/").location.startswith("/staff/")
