@@ -130,3 +130,57 @@ def test_a_budget_of_1000_yuan_is_never_exceeded(app, campaigns, factory, pos):
     assert all(given + discount > budget for discount in refused)
     assert report["redeemed_count"] == TILLS - len(refused)
     assert_books_balance(app, TILLS - len(refused))
+
+
+def test_a_sale_batch_chosen_as_a_deadlock_victim_is_retried_and_answered(app, campaigns, factory, pos):
+    """Two units of work claiming the same coupons in opposite orders deadlock; PostgreSQL aborts one.
+    With the group commit, single sales of different processes are such units of work, so the victim
+    must be retried (loyalty/pos_api/sale_posting.py), not answered 500. Here the other party is a
+    plain connection that holds coupon B and then asks for coupon A while the batch holds A and waits
+    for B; its deadlock_timeout is longer, so the batch is the one PostgreSQL aborts."""
+    offer_a, offer_b = campaigns.offer(value=1000), campaigns.offer(value=1000)
+    code_a, code_b = campaigns.generic(offer_a["id"], limit=100), campaigns.generic(offer_b["id"], limit=100)
+    with app.app_context():
+        coupon_a, coupon_b = (db.session.scalar(sa.select(Coupon.id).where(Coupon.offer_id == offer["id"]))
+                              for offer in (offer_a, offer_b))
+        db.session.remove()
+    first, second = factory.member(), factory.member()
+    answer: dict = {}
+
+    def post_batch():
+        response = app.test_client().post("/api/v1/transactions/batch", headers=pos.headers, json={"sales": [
+            sale("DL-1", first, code_a), sale("DL-2", second, code_b)]})
+        answer.update(status=response.status_code, body=response.get_json())
+
+    touch = "UPDATE coupons SET uses_count = uses_count WHERE id = :id"
+    with app.app_context():
+        with db.engine.connect() as other:
+            other.execute(sa.text("SET deadlock_timeout = '10s'"))
+            other.execute(sa.text(touch), {"id": coupon_b})
+            batch = threading.Thread(target=post_batch)
+            batch.start()
+            wait_for_a_lock_wait(other)
+            other.execute(sa.text(touch), {"id": coupon_a})  # the cycle: returns once the batch is aborted
+            deadlocks = other.scalar(sa.text("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"))
+            other.commit()
+        batch.join(timeout=60)
+        db.session.remove()
+
+    assert deadlocks >= 1
+    assert answer["status"] == 200, answer
+    assert [item["status"] for item in answer["body"]["results"]] == [201, 201]
+    assert campaigns.get_offer(offer_a["id"])["redeemed_count"] == 1
+    assert campaigns.get_offer(offer_b["id"])["redeemed_count"] == 1
+    assert_books_balance(app, 2)
+
+
+def wait_for_a_lock_wait(connection) -> None:
+    """Until another backend waits for a row lock (the batch, blocked on the coupon held here)."""
+    for _ in range(200):
+        connection.execute(sa.text("SELECT pg_stat_clear_snapshot()"))  # else one snapshot per transaction
+        waiting = connection.scalar(sa.text(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"))
+        if waiting:
+            return
+        threading.Event().wait(0.05)
+    raise AssertionError("the batch never waited for the coupon lock")
