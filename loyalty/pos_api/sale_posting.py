@@ -86,7 +86,8 @@ def post_sale_requests(requests: Sequence[SaleRequest]) -> list[SaleOutcome]:
         try:
             outcomes: dict[int, SaleOutcome] = {}
             for client_requests in _by_client(requests):
-                answered = answer_sales(client_requests[0][1].client, [request for _, request in client_requests])
+                client = client_requests[0][1].client
+                answered = answer_sales(client, [sale_request for _, sale_request in client_requests])
                 outcomes.update((index, outcome) for (index, _), outcome in zip(client_requests, answered))
             db.session.commit()
             return [outcomes[index] for index in range(len(requests))]
@@ -97,22 +98,22 @@ def post_sale_requests(requests: Sequence[SaleRequest]) -> list[SaleOutcome]:
     raise AssertionError("unreachable")
 
 
-def post_sale_together(request: SaleRequest) -> SaleOutcome:
+def post_sale_together(sale_request: SaleRequest) -> SaleOutcome:
     """Post one sale with the others this process is posting at the same moment (see module doc)."""
     if not current_app.config["SALE_GROUP_COMMIT"]:
-        return post_sale_requests([request])[0]
+        return post_sale_requests([sale_request])[0]
     group = current_app.extensions.get(EXTENSION)
     if group is None:
         group = current_app.extensions.setdefault(EXTENSION, GroupCommit(post_sale_requests, max_batch=MAX_GROUP))
-    return group.submit(request)
+    return group.submit(sale_request)
 
 
 def answer_sales(client: ApiCaller, requests: Sequence[SaleRequest]) -> list[SaleOutcome]:
     """One client's sales, answered in order (the caller commits): replayed when answered before,
     posted otherwise. Twins within the list are answered like retries of the first."""
-    prints = [fingerprint(request.payload) for request in requests]
-    keys = {index: "sale:" + request.sale["external_id"]
-            for index, request in enumerate(requests) if isinstance(request.sale, dict)}
+    prints = [fingerprint(sale_request.payload) for sale_request in requests]
+    keys = {index: "sale:" + sale_request.sale["external_id"]
+            for index, sale_request in enumerate(requests) if isinstance(sale_request.sale, dict)}
     # Each item is judged against the stored request itself: twins in one list may differ.
     stored: dict[str, StoredResponse | DomainError] = load_stored(db.session, client, set(keys.values()))
     first_of_key: dict[str, int] = {}
@@ -150,24 +151,24 @@ def _replay_lost_races(client: ApiCaller, failed_keys: list[str], stored: dict) 
     stored.update(load_stored(db.session, client, failed_keys))
 
 
-def _earlier_answer(request: SaleRequest, key: str | None, prints: list[str], index: int, stored: dict,
+def _earlier_answer(sale_request: SaleRequest, key: str | None, prints: list[str], index: int, stored: dict,
                     first_of_key: dict[str, int]) -> SaleOutcome:
     if key is None:  # refused by the schema
-        return SaleOutcome(request.external_id, request.sale.status, error=request.sale)
+        return SaleOutcome(sale_request.external_id, sale_request.sale.status, error=sale_request.sale)
     earlier = stored[key]
     if key in first_of_key and first_of_key[key] != index and prints[first_of_key[key]] != prints[index]:
         earlier = IdempotencyConflict("this external_id appears earlier in the batch with a different body")
     elif isinstance(earlier, StoredResponse) and earlier.request_sha256 != prints[index]:
         earlier = conflict()
     if isinstance(earlier, StoredResponse):
-        return SaleOutcome(request.external_id, earlier.status, replayed=True, transaction=earlier.body)
-    return SaleOutcome(request.external_id, earlier.status, error=earlier)
+        return SaleOutcome(sale_request.external_id, earlier.status, replayed=True, transaction=earlier.body)
+    return SaleOutcome(sale_request.external_id, earlier.status, error=earlier)
 
 
 def _by_client(requests: Sequence[SaleRequest]) -> list[list[tuple[int, SaleRequest]]]:
     groups: dict[int, list[tuple[int, SaleRequest]]] = {}
-    for index, request in enumerate(requests):
-        groups.setdefault(request.client.id, []).append((index, request))
+    for index, sale_request in enumerate(requests):
+        groups.setdefault(sale_request.client.id, []).append((index, sale_request))
     return list(groups.values())
 
 
