@@ -87,7 +87,8 @@ def post_sale_requests(requests: Sequence[SaleRequest]) -> list[SaleOutcome]:
             outcomes: dict[int, SaleOutcome] = {}
             for client_requests in _by_client(requests):
                 client = client_requests[0][1].client
-                answered = answer_sales(client, [sale_request for _, sale_request in client_requests])
+                answered = answer_sales(client, [sale_request for _, sale_request in client_requests],
+                                        look_up_first=attempt > 0)
                 outcomes.update((index, outcome) for (index, _), outcome in zip(client_requests, answered))
             db.session.commit()
             return [outcomes[index] for index in range(len(requests))]
@@ -108,14 +109,20 @@ def post_sale_together(sale_request: SaleRequest) -> SaleOutcome:
     return group.submit(sale_request)
 
 
-def answer_sales(client: ApiCaller, requests: Sequence[SaleRequest]) -> list[SaleOutcome]:
+def answer_sales(client: ApiCaller, requests: Sequence[SaleRequest], *, look_up_first: bool) -> list[SaleOutcome]:
     """One client's sales, answered in order (the caller commits): replayed when answered before,
-    posted otherwise. Twins within the list are answered like retries of the first."""
+    posted otherwise. Twins within the list are answered like retries of the first.
+
+    Optimistic unless `look_up_first`: a first attempt, by far the common case, posts without reading
+    the stored answers. A retry of an answered sale then fails, on a unique key (the caller rolls back
+    and calls again with `look_up_first`) or on the state its first attempt left (points spent, a
+    coupon used: its stored answer is read then, see `_replay_lost_races`)."""
     prints = [fingerprint(sale_request.payload) for sale_request in requests]
     keys = {index: "sale:" + sale_request.sale["external_id"]
             for index, sale_request in enumerate(requests) if isinstance(sale_request.sale, dict)}
     # Each item is judged against the stored request itself: twins in one list may differ.
-    stored: dict[str, StoredResponse | DomainError] = load_stored(db.session, client, set(keys.values()))
+    stored: dict[str, StoredResponse | DomainError] = (
+        load_stored(db.session, client, set(keys.values())) if look_up_first else {})
     first_of_key: dict[str, int] = {}
     to_post: list[int] = []
     for index, key in keys.items():
@@ -145,9 +152,9 @@ def answer_sales(client: ApiCaller, requests: Sequence[SaleRequest]) -> list[Sal
 
 
 def _replay_lost_races(client: ApiCaller, failed_keys: list[str], stored: dict) -> None:
-    """A sale refused by the rules (say, points already spent) may be the retry of a twin that
-    committed while this one waited for the member's lock: that twin's answer is now visible, and
-    is the right answer to replay. Read only when something failed."""
+    """A sale refused by the rules (say, points already spent) may be the retry of a sale answered
+    before, or of a twin that committed while this one waited for the member's lock: that answer is
+    now visible, and is the right one to replay. Read only when something failed."""
     stored.update(load_stored(db.session, client, failed_keys))
 
 
