@@ -25,6 +25,7 @@ from loyalty.campaigns.models import Coupon, CouponRedemption
 from loyalty.campaigns.services import usable_coupons
 from loyalty.errors import DomainError, IdempotencyConflict, UnknownMember, ValidationFailed
 from loyalty.insights.crosssell import next_purchase_suggestions
+from loyalty.insights.wording import describe_churn_facts
 from loyalty.members.models import Member, StaffNote
 from loyalty.members.services import enrol_member, normalize_phone, resolve_member_code, set_consents
 from loyalty.points.ledger import PointsSummary, load_wallet
@@ -32,7 +33,6 @@ from loyalty.points.models import Tier
 from loyalty.points.program import Program
 from loyalty.sales.models import Transaction
 from loyalty.sales.services import post_sales
-from loyalty.insights.wording import describe_churn_facts
 
 CONSOLE_CLIENT_PREFIX = "staff-console:"
 CONSOLE_EXTERNAL_ID = re.compile(r"^console-[A-Za-z0-9_-]{1,32}-[0-9a-f]{32}$")

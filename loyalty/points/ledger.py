@@ -231,8 +231,8 @@ class Wallet:
 def save_wallets(session: Session, wallets: Iterable[Wallet]) -> None:
     """Append what the wallets recorded: entries, then new lots (which name their entry), then
     allocations, then the new `remaining` of lots already there, then the members' cached balances;
-    one statement (or COPY, see loyalty/bulk.py) per kind of row for all the wallets together. Other
-    ORM changes (transactions the entries name, tier changes) are flushed first so every id exists."""
+    one statement (or COPY, see loyalty/bulk.py) per kind of row for all the wallets together. Pending
+    ORM changes (an ORM Transaction an entry names) are flushed first so every id exists."""
     wallets = [wallet for wallet in wallets if wallet.new_entries]
     session.flush()
     if not wallets:

@@ -68,18 +68,18 @@ class Climbers:
     """The members of one unit of work who can still move up: their qualifying points as the sales
     add to them, and the upgrades made (saved by `save_tier_moves`)."""
 
+    program: Program
     qualifying: dict[int, int]
     since: datetime
     moves: list[dict] = field(default_factory=list)
 
-    def add(self, program: Program, member: Member, base_points: int, occurred_at: datetime,
-            now: datetime) -> None:
+    def add(self, member: Member, base_points: int, occurred_at: datetime, now: datetime) -> None:
         """Count a sale's base points; move the member up as soon as they reach a higher tier, never down."""
         if member.id not in self.qualifying or occurred_at <= self.since:
             return
         self.qualifying[member.id] += base_points
-        qualified = program.tier_for(self.qualifying[member.id])
-        if qualified.rank > program.tier(member.tier_id).rank:
+        qualified = self.program.tier_for(self.qualifying[member.id])
+        if qualified.rank > self.program.tier(member.tier_id).rank:
             self.moves.append(move_tier(member, qualified, reason="upgrade", qualifying=self.qualifying[member.id],
                                         now=now))
 
@@ -89,7 +89,7 @@ def climbers(session: Session, program: Program, members: Iterable[Member], now:
     top_rank = program.tiers[-1].rank
     since = program.qualifying_window_start(now)
     climbing = [member.id for member in members if program.tier(member.tier_id).rank < top_rank]
-    return Climbers(qualifying_points(session, climbing, since), since)
+    return Climbers(program, qualifying_points(session, climbing, since), since)
 
 
 def evaluate_tiers(session: Session, program: Program, now: datetime) -> dict[str, int]:

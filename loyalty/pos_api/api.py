@@ -6,7 +6,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from flask import request
 from flask_smorest import Blueprint
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError
 
 from loyalty.campaigns import schemas as campaign_schemas
 from loyalty.campaigns.redemption import preview_coupon
@@ -21,7 +21,16 @@ from loyalty.points.models import PointsEntry
 from loyalty.points.program import load_program
 from loyalty.pos_api import schemas
 from loyalty.pos_api.auth import api_rate_limit, authenticate_request, current_client
-from loyalty.pos_api.idempotency import REPLAYED_HEADERS, find_stored, fingerprint, json_response, remember, replay
+from loyalty.pos_api.idempotency import (
+    ATTEMPTS,
+    REPLAYED_HEADERS,
+    find_stored,
+    fingerprint,
+    json_response,
+    lost_race,
+    remember,
+    replay,
+)
 from loyalty.pos_api.sale_posting import SaleRequest, post_sale_requests, post_sale_together
 from loyalty.sales.services import MemberSnapshot, get_sale, post_refund
 
@@ -31,9 +40,6 @@ transactions = Blueprint("api_transactions", __name__, url_prefix="/api/v1/trans
 coupons = Blueprint("api_coupons", __name__, url_prefix="/api/v1/coupons", description="Coupons")
 blueprints = [members, transactions, coupons]
 
-# Two concurrent twins of one request: the loser's insert fails on the unique key after the winner
-# commits; it then finds the stored answer and replays it.
-IDEMPOTENT_ATTEMPTS = 3
 # An `Idempotency-Key` is stored with its endpoint prefixed, in a column of 300 characters.
 MAX_IDEMPOTENCY_KEY = 255
 
@@ -48,21 +54,23 @@ def run_idempotent(key: str | None, request_sha256: str, work: Callable[[], tupl
     (a retry fails on the unique keys, or on the state the first attempt left, such as points already
     spent), so a first attempt, by far the common case, costs no extra statement."""
     client = current_client()
-    for attempt in range(IDEMPOTENT_ATTEMPTS):
+    for attempt in range(ATTEMPTS):
         try:
             status, body = work()
             if key is not None:
                 remember(db.session, client, key, request_sha256, status, body)
             db.session.commit()
             return json_response(body, status)
-        except (IntegrityError, DomainError) as error:
+        except (DBAPIError, DomainError) as error:
             db.session.rollback()
+            if isinstance(error, DBAPIError) and not lost_race(error):
+                raise
             stored = find_stored(db.session, client, {key: request_sha256}).get(key) if key is not None else None
             if isinstance(stored, DomainError):
                 raise stored from None
             if stored is not None:
                 return replay(stored)
-            if isinstance(error, DomainError) or attempt == IDEMPOTENT_ATTEMPTS - 1:
+            if isinstance(error, DomainError) or attempt == ATTEMPTS - 1:
                 raise
 
 

@@ -11,12 +11,25 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from flask import Response
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from loyalty.auth.services import ApiCaller
 from loyalty.bulk import insert_rows
 from loyalty.errors import IdempotencyConflict
 from loyalty.sales.models import IdempotencyRecord
+
+
+# A POST that loses a race is tried again, up to this many attempts in all: a twin committed first
+# (a unique key fails; the retry finds its stored answer and replays it), or PostgreSQL broke a
+# deadlock or a serialization conflict by aborting this transaction (the retry simply succeeds).
+ATTEMPTS = 3
+RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+
+
+def lost_race(error: DBAPIError) -> bool:
+    """Whether a failed commit is worth another attempt (see ATTEMPTS)."""
+    return isinstance(error, IntegrityError) or getattr(error.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
 
 
 # Read on every sale request (plain rows: no ORM objects to build), so built once.

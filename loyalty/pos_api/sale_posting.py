@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import marshmallow as ma
 from flask import current_app
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 
 from loyalty.auth.services import ApiCaller
 from loyalty.clock import utcnow
@@ -22,15 +22,19 @@ from loyalty.extensions import db
 from loyalty.group_commit import GroupCommit
 from loyalty.points.program import load_program
 from loyalty.pos_api import schemas
-from loyalty.pos_api.idempotency import StoredResponse, conflict, fingerprint, load_stored, remember_all
+from loyalty.pos_api.idempotency import (
+    ATTEMPTS,
+    StoredResponse,
+    conflict,
+    fingerprint,
+    load_stored,
+    lost_race,
+    remember_all,
+)
 from loyalty.pos_api.problems import problem_body
 from loyalty.sales.services import SaleResult, post_sales
 
 EXTENSION = "loyalty.sale_group_commit"
-# A lost race (a twin committed first, or PostgreSQL broke a deadlock by aborting us) is retried:
-# the retry finds the twin's stored answer and replays it, or simply succeeds.
-ATTEMPTS = 3
-RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
 # Single sales queued at once in one process: bounds how long the last of them waits.
 MAX_GROUP = 100
 
@@ -92,9 +96,9 @@ def post_sale_requests(requests: Sequence[SaleRequest]) -> list[SaleOutcome]:
                 outcomes.update((index, outcome) for (index, _), outcome in zip(client_requests, answered))
             db.session.commit()
             return [outcomes[index] for index in range(len(requests))]
-        except (IntegrityError, DBAPIError) as error:
+        except DBAPIError as error:
             db.session.rollback()
-            if attempt == ATTEMPTS - 1 or not _retryable(error):
+            if attempt == ATTEMPTS - 1 or not lost_race(error):
                 raise
     raise AssertionError("unreachable")
 
@@ -178,8 +182,3 @@ def _by_client(requests: Sequence[SaleRequest]) -> list[list[tuple[int, SaleRequ
         groups.setdefault(sale_request.client.id, []).append((index, sale_request))
     return list(groups.values())
 
-
-def _retryable(error: DBAPIError) -> bool:
-    if isinstance(error, IntegrityError):
-        return True
-    return getattr(error.orig, "sqlstate", None) in RETRYABLE_SQLSTATES

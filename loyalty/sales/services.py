@@ -206,7 +206,7 @@ def _earn(program: Program, wallet: Wallet, row: SaleRow, climbing: Climbers, no
         wallet.credit("earn", earning.points, occurred_at=row.occurred_at, available_at=available_at,
                       expires_at=expires_at, qualifying_points=earning.base_points, transaction=row,
                       reason=f"sale {row.external_id}", source="transaction")
-    climbing.add(program, member, earning.base_points, row.occurred_at, now)
+    climbing.add(member, earning.base_points, row.occurred_at, now)
 
 
 def _stores_by_code(session: Session, client: ApiClient | ApiCaller, sales: Sequence[dict]) -> dict[str, Store]:
