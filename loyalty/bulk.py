@@ -1,4 +1,5 @@
-"""Appending many rows at once: how the sales, the ledger and the idempotency records are inserted.
+"""Writing many rows at once: how the sales, the ledger and the idempotency records are inserted,
+and the members' balances and tiers and the lots' remaining points updated.
 
 A multi-row INSERT is a statement whose text grows with its rows: SQLAlchemy renders it and psycopg
 re-parses it on every call (too long for its cache; a fifth of a batch's CPU in
@@ -8,9 +9,13 @@ sent with COPY ... FROM STDIN, which has no SQL text to build, parse or plan. Ev
 rows (the sales a group commit gathers) that halves the time spent waiting for the database, for
 the same CPU in the app. A single row, and SQLite, take SQLAlchemy's INSERT (RETURNING the ids in
 order).
+
+Updates of many rows by id go the same way: on PostgreSQL one UPDATE ... FROM unnest(arrays), whose
+text is the same for any number of rows, rather than an UPDATE per row.
 """
 
 import functools
+import operator
 
 import psycopg
 from psycopg.types.json import Json
@@ -60,17 +65,65 @@ def _inserts(table: sa.Table) -> tuple[sa.Insert, sa.Insert, sa.Insert]:
 
 def _copy(connection: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
     given = set().union(*rows)
-    columns = [column for column in table.columns if column.name in given or _python_default(column)]
-    defaults = {column.name: _python_default(column) for column in columns if column.name not in given}
-    processors = {column.name: _copy_processor(column, connection.dialect) for column in columns}
-    names = ", ".join(connection.dialect.identifier_preparer.quote(column.name) for column in columns)
-    copy_sql = f"COPY {connection.dialect.identifier_preparer.format_table(table)} ({names}) FROM STDIN"
+    names = [column.name for column in table.columns if column.name in given]
+    # A Python default (a created_at) is taken once for all the rows, as SQL's now() would be.
+    defaults = {column.name: default() for column in table.columns
+                if column.name not in given and (default := _python_default(column)) is not None}
+    processors = {column.name: processor for column in table.columns
+                  if (processor := _copy_processor(column, connection.dialect)) is not None}
+    filled = [processors[name](value) if name in processors and value is not None else value
+              for name, value in defaults.items()]
+    to_process = [(position, processors[name]) for position, name in enumerate(names) if name in processors]
+    pick = operator.itemgetter(*names)
+    quote = connection.dialect.identifier_preparer.quote
+    copy_sql = (f"COPY {connection.dialect.identifier_preparer.format_table(table)} "
+                f"({', '.join(quote(name) for name in [*names, *defaults])}) FROM STDIN")
     try:
         with connection.connection.dbapi_connection.cursor() as cursor, cursor.copy(copy_sql) as copy:
             for row in rows:
-                copy.write_row([_value(column.name, row, defaults, processors) for column in columns])
+                values = [pick(row)] if len(names) == 1 else list(pick(row))
+                for position, processor in to_process:
+                    if values[position] is not None:
+                        values[position] = processor(values[position])
+                copy.write_row(values + filled)
     except psycopg.IntegrityError as error:
         raise IntegrityError(copy_sql, None, error) from error
+
+
+def update_rows(session: Session, table: sa.Table, rows: list[dict]) -> None:
+    """Set columns of existing rows: each of `rows` holds the row's `id` and the new values (the same
+    columns in every row, one row per id)."""
+    if not rows:
+        return
+    names = [name for name in rows[0] if name != "id"]
+    connection = session.connection()
+    if connection.dialect.name != "postgresql" or len(rows) < COPY_MIN_ROWS:
+        session.execute(_update_by_id(table, tuple(names)), [
+            {"row_id": row["id"], **{"new_" + name: row[name] for name in names}} for row in rows])
+        return
+    columns = [table.c.id, *(table.c[name] for name in names)]
+    processors = [column.type.bind_processor(connection.dialect) for column in columns]
+    arrays = {f"c{position}": [row[column.name] if processor is None or row[column.name] is None
+                               else processor(row[column.name]) for row in rows]
+              for position, (column, processor) in enumerate(zip(columns, processors))}
+    connection.exec_driver_sql(_update_from_arrays(table, tuple(names), connection.dialect), arrays)
+
+
+@functools.cache
+def _update_by_id(table: sa.Table, names: tuple[str, ...]) -> sa.Update:
+    return (sa.update(table).where(table.c.id == sa.bindparam("row_id"))
+            .values({name: sa.bindparam("new_" + name) for name in names}))
+
+
+@functools.cache
+def _update_from_arrays(table: sa.Table, names: tuple[str, ...], dialect) -> str:
+    columns = [table.c.id, *(table.c[name] for name in names)]
+    quote = dialect.identifier_preparer.quote
+    arrays = ", ".join(f"%(c{position})s::{column.type.compile(dialect)}[]" for position, column in enumerate(columns))
+    assignments = ", ".join(f"{quote(name)} = new.{quote(name)}" for name in names)
+    target = dialect.identifier_preparer.format_table(table)
+    return (f"UPDATE {target} SET {assignments} FROM unnest({arrays}) AS new(id, {', '.join(map(quote, names))}) "
+            f"WHERE {target}.id = new.id")
 
 
 def _copy_processor(column: sa.Column, dialect):
@@ -88,9 +141,3 @@ def _python_default(column: sa.Column):
     if default.is_scalar:
         return lambda: default.arg
     return lambda: default.arg(None)
-
-
-def _value(name: str, row: dict, defaults: dict, processors: dict):
-    value = row[name] if name in row else defaults[name]()
-    processor = processors[name]
-    return processor(value) if processor is not None and value is not None else value

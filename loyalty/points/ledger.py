@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from loyalty.bulk import insert_rows
+from loyalty.bulk import insert_rows, update_rows
 from loyalty.errors import InsufficientPoints
 from loyalty.members.models import Member
 from loyalty.points.models import LotAllocation, PointsEntry, PointsLot
@@ -31,9 +31,6 @@ OPEN_LOTS = (
     .where(LOTS.c.member_id.in_(sa.bindparam("member_ids", expanding=True)), LOTS.c.remaining > 0)
     .order_by(LOTS.c.member_id, LOTS.c.expires_at, LOTS.c.id)
 )
-SET_LOT_REMAINING = sa.update(LOTS).where(LOTS.c.id == sa.bindparam("lot_id")).values(remaining=sa.bindparam("left"))
-SET_MEMBER_BALANCE = (sa.update(MEMBERS).where(MEMBERS.c.id == sa.bindparam("member_id"))
-                      .values(points_balance=sa.bindparam("balance")))
 
 
 @dataclass(frozen=True)
@@ -255,11 +252,9 @@ def save_wallets(session: Session, wallets: Iterable[Wallet]) -> None:
     insert_rows(session, ALLOCATIONS, [{"entry_id": entry.id, "lot_id": lot.id, "points": points}
                                        for wallet in wallets for entry, lot, points in wallet.new_allocations])
     touched = [lot for wallet in wallets for lot in wallet.touched_lots.values()]
-    if touched:
-        session.execute(
-            SET_LOT_REMAINING, [{"lot_id": lot.id, "left": lot.remaining} for lot in touched])
-    session.execute(SET_MEMBER_BALANCE, [{"member_id": wallet.member.id, "balance": wallet.member.points_balance}
-                                         for wallet in wallets])
+    update_rows(session, LOTS, [{"id": lot.id, "remaining": lot.remaining} for lot in touched])
+    update_rows(session, MEMBERS, [{"id": wallet.member.id, "points_balance": wallet.member.points_balance}
+                                   for wallet in wallets])
     for wallet in wallets:
         wallet.new_entries, wallet.new_lots, wallet.new_allocations, wallet.touched_lots = [], [], [], {}
 

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, object_session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from loyalty.bulk import insert_rows
+from loyalty.bulk import insert_rows, update_rows
 from loyalty.members.models import Member
 from loyalty.points.models import PointsEntry, Tier, TierChange
 from loyalty.points.program import Program, TierCopy
@@ -35,8 +35,6 @@ def qualifying_points(session: Session, member_ids: Iterable[int], since: dateti
 
 
 # Member rows are written by these statements, not by the ORM's flush: a busy batch moves many members.
-SET_MEMBER_TIER = (sa.update(Member.__table__).where(Member.__table__.c.id == sa.bindparam("member_id"))
-                   .values(tier_id=sa.bindparam("tier_id"), tier_since=sa.bindparam("tier_since")))
 TIER_CHANGES = TierChange.__table__
 
 
@@ -59,8 +57,8 @@ def save_tier_moves(session: Session, changes: list[dict]) -> None:
         return
     insert_rows(session, TIER_CHANGES, changes)
     latest = {change["member_id"]: change for change in changes}
-    session.execute(SET_MEMBER_TIER, [{"member_id": member_id, "tier_id": change["to_tier_id"],
-                                       "tier_since": change["created_at"]} for member_id, change in latest.items()])
+    update_rows(session, Member.__table__, [{"id": member_id, "tier_id": change["to_tier_id"],
+                                             "tier_since": change["created_at"]} for member_id, change in latest.items()])
 
 
 @dataclass
