@@ -31,7 +31,7 @@ from loyalty.pos_api.idempotency import (
     remember,
     replay,
 )
-from loyalty.pos_api.sale_posting import SaleRequest, post_sale_requests, post_sale_together
+from loyalty.pos_api.sale_posting import SaleRequest, post_sale_batch, post_sale_together
 from loyalty.sales.services import MemberSnapshot, get_sale, post_refund
 
 members = Blueprint("api_members", __name__, url_prefix="/api/v1/members", description="Members")
@@ -206,7 +206,7 @@ def post_sale(sale):
 def post_batch(body):
     """Post up to 1,000 sales, each on its own: one failing does not stop the others."""
     client = current_client()
-    outcomes = post_sale_requests([SaleRequest.parse(client, item) for item in body["sales"]])
+    outcomes = post_sale_batch([SaleRequest.parse(client, item) for item in body["sales"]])
     return json_response({"results": [outcome.as_batch_item() for outcome in outcomes]})
 
 

@@ -1,9 +1,11 @@
 """POST /transactions/batch (API.md): up to 1,000 sales, each on its own. A bad item fails alone and
 records nothing; a good one is recorded and answered as a single POST would have been."""
 
+import pytest
 import sqlalchemy as sa
 
 from loyalty.extensions import db
+from loyalty.pos_api import sale_posting
 from loyalty.sales.models import Transaction
 
 UNKNOWN_MEMBER_NO = "1000000018"
@@ -26,6 +28,15 @@ def slug(item: dict) -> str:
     return item["error"]["type"].rsplit("/", 1)[-1]
 
 
+@pytest.fixture(params=["one part", "parts of 2"])
+def batch_parts(request, monkeypatch):
+    """Batches are committed in parts of sale_posting.BATCH_PART sales: the answers must not depend
+    on where the parts fall."""
+    if request.param == "parts of 2":
+        monkeypatch.setattr(sale_posting, "BATCH_PART", 2)
+
+
+@pytest.mark.usefixtures("batch_parts")
 def test_each_item_stands_on_its_own(pos, factory, app):
     member_no = factory.member()
     earlier = pos.post("/transactions", json=sale("S-old", 12800, member_no)).get_json()
@@ -99,6 +110,7 @@ def test_a_sale_from_a_batch_is_replayed_by_a_single_post(pos, factory):
     assert single.get_json() == from_batch
 
 
+@pytest.mark.usefixtures("batch_parts")
 def test_sales_of_one_member_in_a_batch_see_each_other(pos, factory):
     member_no = factory.member()
     items = [sale("S-1", 10000, member_no), sale("S-2", 20000, member_no),
@@ -157,6 +169,7 @@ def test_a_full_batch_of_1000_is_accepted(pos, factory, app):
     assert len(sale_ids(app)) == 1000
 
 
+@pytest.mark.usefixtures("batch_parts")
 def test_each_retry_in_a_batch_is_compared_with_the_request_first_answered(pos, factory, app):
     member_no = factory.member()
     original = sale("S-1", 12800, member_no)
@@ -226,3 +239,27 @@ def test_bulk_rows_that_break_a_unique_key_raise_integrity_error(app):
         with pytest.raises(IntegrityError):
             insert_rows(db.session, IdempotencyRecord.__table__, rows)
         db.session.rollback()
+
+
+def test_a_batch_is_committed_part_by_part_with_twins_kept_together(pos, factory, app, monkeypatch):
+    """A backfill holds its members' locks for one part at a time; a twin joins the part of the sale
+    it repeats, where it is answered as a retry of it."""
+    monkeypatch.setattr(sale_posting, "BATCH_PART", 2)
+    assert sale_posting._parts([sale_posting.SaleRequest(None, item, item) for item in [
+        sale("S-1", 1), sale("S-2", 1), sale("S-3", 1), sale("S-1", 1), sale("S-4", 1), sale("S-5", 1)]]) == [
+        [0, 1, 3], [2, 4], [5]]
+    member_no = factory.member()
+    commits = []
+    with app.app_context():
+        engine = db.engine
+    count_commit = commits.append  # one bound method, to remove the listener it was added as
+    sa.event.listen(engine, "commit", count_commit)
+    try:
+        results = pos.post("/transactions/batch", json={"sales": [
+            sale(f"S-p{n}", 10000, member_no) for n in range(5)]}).get_json()["results"]
+    finally:
+        sa.event.remove(engine, "commit", count_commit)
+
+    assert [r["status"] for r in results] == [201] * 5
+    assert len(commits) == 3
+    assert [r["transaction"]["member"]["points"]["balance"] for r in results] == [100, 200, 300, 400, 500]
