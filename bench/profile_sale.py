@@ -7,16 +7,24 @@ listener, times them, and profiles the Python with cProfile.
 
     python bench/profile_sale.py                       # no-op, single sale, batch of 1,000
     python bench/profile_sale.py --requests 300 --top 40 --pstats /tmp/sale.pstats
+    python bench/profile_sale.py --steps --batches 10  # CPU of the app and of PostgreSQL, step by step
+
+With --steps nothing is profiled: each step of a batch (the service functions below) is timed by a
+wrapper with this thread's CPU clock, and PostgreSQL's share by the CPU time of its client backends
+(/proc/PID/schedstat, nanoseconds) over the same call. The steps nest (post_sales holds the steps
+marked with two spaces).
 """
 
 import argparse
 import cProfile
+import functools
 import io
+import json
 import pstats
 import re
 import sys
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -49,6 +57,20 @@ class SqlCounter:
     def reset(self):
         self.statements.clear()
         self.seconds, self.executes = 0.0, 0
+
+    def count_copies(self):
+        """loyalty.bulk sends COPY on the driver's own cursor, which SQLAlchemy's events do not see."""
+        import psycopg
+
+        original, counter = psycopg.Cursor.copy, self
+
+        def copy(cursor, statement, *args, **kwargs):
+            if counter.on:
+                counter.executes += 1
+                counter.statements[" ".join(str(statement).split()[:2]) + " FROM STDIN"] += 1
+            return original(cursor, statement, *args, **kwargs)
+
+        psycopg.Cursor.copy = copy
 
 
 def normalise(statement: str) -> str:
@@ -112,6 +134,103 @@ def print_breakdown(stats: pstats.Stats, requests: int) -> None:
               f"({calls / requests:.1f} calls/request)")
 
 
+# (label, module, attribute): the steps of a batch, timed by --steps.
+STEPS = [
+    ("SaleRequest.parse (marshmallow load)", "loyalty.pos_api.sale_posting", "SaleRequest.parse"),
+    ("fingerprint (idempotency hash)", "loyalty.pos_api.sale_posting", "fingerprint"),
+    ("post_sales", "loyalty.pos_api.sale_posting", "post_sales"),
+    ("  resolve_member_codes (lock)", "loyalty.sales.services", "resolve_member_codes"),
+    ("  wallets_for (open lots)", "loyalty.sales.services", "wallets_for"),
+    ("  climbers (qualifying SUM)", "loyalty.sales.services", "climbers"),
+    ("  _post_sale (rules, rows)", "loyalty.sales.services", "_post_sale"),
+    ("  _write_sales (COPY)", "loyalty.sales.services", "_write_sales"),
+    ("  save_wallets (COPY, UPDATE)", "loyalty.sales.services", "save_wallets"),
+    ("  save_tier_moves", "loyalty.sales.services", "save_tier_moves"),
+    ("answer dump (marshmallow)", "loyalty.pos_api.schemas", "sale_response_schema.dump"),
+    ("remember_all (COPY answers)", "loyalty.pos_api.sale_posting", "remember_all"),
+    ("commit", "sqlalchemy.orm", "Session.commit"),
+    ("json_response", "loyalty.pos_api.api", "json_response"),
+]
+
+
+class StepTimer:
+    """CPU of this thread and of PostgreSQL's client backends, per step (see the module doc)."""
+
+    def __init__(self, backend_pids: list[int]):
+        self.pids = backend_pids
+        self.app, self.db = defaultdict(float), defaultdict(float)
+
+    def database_cpu(self) -> float:
+        total = 0
+        for pid in self.pids:
+            with open(f"/proc/{pid}/schedstat") as stat:
+                total += int(stat.read().split()[0])
+        return total / 1e9
+
+    def install(self) -> None:
+        import importlib
+
+        for label, module_name, attribute in STEPS:
+            owner = importlib.import_module(module_name)
+            *path, name = attribute.split(".")
+            for part in path:
+                owner = getattr(owner, part)
+            original = owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
+            function = original.__func__ if isinstance(original, classmethod) else original
+            timed = self.timed(label, function)
+            setattr(owner, name, classmethod(timed) if isinstance(original, classmethod) else timed)
+
+    def timed(self, label, function):
+        @functools.wraps(function)
+        def step(*args, **kwargs):
+            cpu, db = time.thread_time(), self.database_cpu()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.app[label] += time.thread_time() - cpu
+                self.db[label] += self.database_cpu() - db
+        return step
+
+    def reset(self) -> None:
+        self.app.clear()
+        self.db.clear()
+
+
+def run_steps(app, http, headers, sales, args) -> None:
+    import sqlalchemy as sa
+    from loyalty.extensions import db
+
+    # The bodies are built before the clock starts: the load generator's work is not the app's.
+    bodies = [json.dumps({"sales": [sales.body("ST") for _ in range(args.batch_size)]})
+              for _ in range(args.batches + 1)]
+
+    def post(body):
+        response = http.post("/api/v1/transactions/batch", data=body, content_type="application/json",
+                             headers=headers)
+        assert response.status_code == 200, response.get_data(as_text=True)[:300]
+
+    post(bodies[0])  # warm up, and open the pool's connection(s): their backends are the ones timed
+    with app.app_context():
+        timer = StepTimer(db.session.execute(sa.text(
+            "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend'")).scalars().all())
+        db.session.remove()
+    timer.install()
+    timer.reset()
+    cpu, db_cpu, wall = time.thread_time(), timer.database_cpu(), time.perf_counter()
+    for body in bodies[1:]:
+        post(body)
+    items = args.batches * args.batch_size
+    cpu, db_cpu, wall = (time.thread_time() - cpu, timer.database_cpu() - db_cpu, time.perf_counter() - wall)
+    print(f"\n=== steps of POST /transactions/batch x{args.batch_size}: {args.batches} requests, "
+          f"{len(timer.pids)} PostgreSQL backend(s) ===")
+    print(f"{'per sale, microseconds':<40} {'app CPU':>8} {'PG CPU':>8}")
+    print(f"{'whole request (this thread, wall ' + format(1e6 * wall / items, '.0f') + ')':<40} "
+          f"{1e6 * cpu / items:8.1f} {1e6 * db_cpu / items:8.1f}")
+    for label, _, _ in STEPS:
+        if label in timer.app:
+            print(f"  {label:<38} {1e6 * timer.app[label] / items:8.1f} {1e6 * timer.db[label] / items:8.1f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--members", type=int, default=2000)
@@ -124,6 +243,8 @@ def main() -> int:
     parser.add_argument("--cpu", action="store_true",
                         help="profile CPU time (time.process_time) instead of wall time: waiting for PostgreSQL "
                              "then costs nothing, so what is left is this process's own work")
+    parser.add_argument("--steps", action="store_true",
+                        help="only the batch, unprofiled: app and PostgreSQL CPU per step (see the module doc)")
     args = parser.parse_args()
 
     with postgres(durable=False) as pg:
@@ -137,8 +258,12 @@ def main() -> int:
         http = app.test_client()
         headers = {"Authorization": f"Bearer {key}"}
         sales = Sales("prof", members, 11)
+        if args.steps:
+            run_steps(app, http, headers, sales, args)
+            return 0
         with app.app_context():
             counter = SqlCounter(db.engine)
+            counter.count_copies()
 
         kinds = {
             "no-op GET /members/<unknown>": (args.requests, lambda: http.get("/api/v1/members/1000000000",
