@@ -632,6 +632,56 @@ def batch_phase(args, server: Gunicorn, key: str, sales: Sales, pg: dict, dsn: s
     return result, f"{prefix}-{sales.run_id}-"
 
 
+def mixed_phase(args, server: Gunicorn, key: str, sales: Sales, pg: dict, dsn: str) -> dict:
+    """Single sales from --connections connections while one more connection posts batches: a
+    backfill during trading hours. What the tills see of it: their latency beside the batch's rate."""
+    port = server.port
+    posted = {"batch_sales": 0}
+
+    def sale_request():
+        return http_request("POST", "/api/v1/transactions", key, port,
+                            json.dumps(sales.body("M"), separators=(",", ":")).encode())
+
+    def batch_request():
+        body = {"sales": [sales.body("MB") for _ in range(args.batch_size)]}
+        return http_request("POST", "/api/v1/transactions/batch", key, port,
+                            json.dumps(body, separators=(",", ":")).encode())
+
+    def batch_check(status, body):
+        if status != 200:
+            return False
+        statuses = [item["status"] for item in json.loads(body)["results"]]
+        posted["batch_sales"] += statuses.count(201)
+        return all(status == 201 for status in statuses)
+
+    async def both():
+        return await asyncio.gather(
+            drive(port, args.connections, args.duration, args.max_requests, sale_request,
+                  lambda status, body: status == 201),
+            drive(port, 1, args.duration, args.batch_max_calls, batch_request, batch_check))
+
+    quiet = wait_for_quiet()
+    asyncio.run(drive(port, args.connections, 2.0, 10**6, sale_request, lambda status, body: status == 201))
+    with CpuMeter(server.process.pid, pg["pid"]) as cpu, WaitSampler(dsn) as waits:
+        single, batch = asyncio.run(both())
+    ok = sum(single["statuses"].values()) - single["failures"]
+    result = {
+        "phase": f"mixed: sales + 1 batch connection ({args.batch_size}/call)", "connections": args.connections + 1,
+        "seconds": round(single["wall"], 2), "requests": len(single["latencies"]),
+        "failed_requests": single["failures"] + batch["failures"],
+        "statuses": {str(k): v for k, v in sorted(single["statuses"].items())},
+        "requests_per_s": round(len(single["latencies"]) / single["wall"], 1),
+        "items_per_s": round(max(ok, 0) / single["wall"], 1),
+        **latency_summary(single["latencies"]),
+        "batch_sales_per_s": round(posted["batch_sales"] / batch["wall"], 1),
+        "batch_latency": latency_summary(batch["latencies"]),
+        "cpu_cores": cpu.cores, "machine_before_phase": quiet,
+        "first_errors": single["errors"] + batch["errors"], "pg_active_backends": waits.summary(),
+    }
+    add_cpu_per_item(result, max(ok, 0) + posted["batch_sales"])
+    return result
+
+
 # --- raw COPY of the same rows ------------------------------------------------------------------------
 
 COPY_TABLES = ("transactions", "transaction_lines", "points_entries", "points_lots", "idempotency_records")
@@ -749,6 +799,8 @@ def main() -> int:
     parser.add_argument("--durable", action="store_true", help="PostgreSQL with fsync/synchronous_commit on")
     parser.add_argument("--no-batch", action="store_true")
     parser.add_argument("--no-single", action="store_true", help="skip the no-op and single-sale phases")
+    parser.add_argument("--mixed", action="store_true",
+                        help="also run single sales while one connection posts batches (--duration seconds)")
     parser.add_argument("--py-spy", action="store_true",
                         help="sample the gunicorn workers with py-spy during the sale phase (needs py-spy)")
     parser.add_argument("--wait-quiet", type=float, default=120, metavar="SECONDS",
@@ -795,6 +847,15 @@ def main() -> int:
                         print(f"  PostgreSQL backends (mean number per state): {r['pg_active_backends']}")
                     ratio["sale_vs_noop_rps"] = round(sale["requests_per_s"] / noop["requests_per_s"], 3) \
                         if noop["requests_per_s"] else None
+                if args.mixed:
+                    mixed = mixed_phase(args, server, key, sales, pg, db_dsn(pg, database))
+                    mixed["server"] = spec
+                    print_table([mixed])
+                    print(f"  batches alongside: {mixed['batch_sales_per_s']} sales/s, latency "
+                          f"{mixed['batch_latency']}; PostgreSQL backends: {mixed['pg_active_backends']}")
+                    phase_results.append(mixed)
+                    ratio["mixed_single_per_s"], ratio["mixed_single_p99_ms"] = mixed["items_per_s"], mixed.get("p99_ms")
+                    ratio["mixed_batch_sales_per_s"] = mixed["batch_sales_per_s"]
                 if not args.no_batch:
                     batch, prefix = batch_phase(args, server, key, sales, pg, db_dsn(pg, database))
                     batch["server"] = spec
