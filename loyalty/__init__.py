@@ -89,6 +89,9 @@ def register_blueprints(app: Flask) -> None:
     from loyalty.extensions import api, csrf
     from loyalty.campaigns.api import blueprints as campaign_api_blueprints
     from loyalty.pos_api.api import blueprints as api_blueprints
+    from loyalty.pos_api.auth import NoSessionForApi
+
+    app.session_interface = NoSessionForApi()
 
     for blueprint in [*api_blueprints, *campaign_api_blueprints]:
         # API clients authenticate with a bearer key, not a cookie: there is no session to forge.
