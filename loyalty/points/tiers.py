@@ -34,7 +34,6 @@ def qualifying_points(session: Session, member_ids: Iterable[int], since: dateti
     return {member_id: totals.get(member_id, 0) for member_id in ids}
 
 
-# Member rows are written by these statements, not by the ORM's flush: a busy batch moves many members.
 TIER_CHANGES = TierChange.__table__
 
 
@@ -52,7 +51,8 @@ def move_tier(member: Member, tier: TierCopy, *, reason: str, qualifying: int, n
 
 
 def save_tier_moves(session: Session, changes: list[dict]) -> None:
-    """Write the moves made by `move_tier`: the tier_changes rows and each member's latest tier."""
+    """Write the moves made by `move_tier`: the tier_changes rows and each member's latest tier (in
+    one statement, not by the ORM's flush: a busy batch moves many members)."""
     if not changes:
         return
     insert_rows(session, TIER_CHANGES, changes)
