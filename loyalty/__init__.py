@@ -34,6 +34,10 @@ def configure(app: Flask, overrides: Mapping | None) -> None:
     if not app.config["SQLALCHEMY_DATABASE_URI"]:
         app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{Path(app.instance_path) / 'loyalty.db'}"
     app.config["SQLALCHEMY_DATABASE_URI"] = _with_psycopg_driver(app.config["SQLALCHEMY_DATABASE_URI"])
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+            "pool_size": app.config["DB_POOL_SIZE"], "max_overflow": 8,
+            **app.config["SQLALCHEMY_ENGINE_OPTIONS"]}
     if app.config["REDIS_URL"] and app.config["RATELIMIT_STORAGE_URI"] == DefaultConfig.RATELIMIT_STORAGE_URI:
         app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"]
     development = app.config["ENVIRONMENT"] == "development"

@@ -12,6 +12,10 @@ class DefaultConfig:
     # None: an SQLite file in the instance folder (the embedded first-run default).
     SQLALCHEMY_DATABASE_URI = None
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+    # PostgreSQL connections a web process keeps open: one per thread of gunicorn.conf.py. With
+    # SQLAlchemy's default (5, and 10 more closed again on return), the threads beyond five opened a
+    # connection, that is a PostgreSQL backend, for nearly every request. Up to 8 more open if needed.
+    DB_POOL_SIZE = 32
     SQLALCHEMY_TRACK_MODIFICATIONS = False
 
     # None: jobs run inline in the calling process after its commit (embedded default).

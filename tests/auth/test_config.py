@@ -71,3 +71,15 @@ def test_passwords_are_hashed_with_memory_hard_argon2id(monkeypatch):
     assert hasher.type.name == "ID"
     assert hasher.memory_cost >= 19 * 1024 and hasher.time_cost >= 2
     assert hasher.hash("x").startswith("$argon2id$")
+
+
+def test_a_postgresql_pool_keeps_a_connection_per_server_thread(clean_environment):
+    """gunicorn.conf.py runs 32 threads a process: each may hold a connection, and none should have to
+    open one (a new PostgreSQL backend) per request, as SQLAlchemy's default pool of 5 made them."""
+    options = _configured({"SECRET_KEY": "s", "SQLALCHEMY_DATABASE_URI": "postgresql://db/loyalty"}).config[
+        "SQLALCHEMY_ENGINE_OPTIONS"]
+    assert options == {"pool_size": 32, "max_overflow": 8}
+    chosen = _configured({"SECRET_KEY": "s", "SQLALCHEMY_DATABASE_URI": "postgresql://db/loyalty",
+                          "DB_POOL_SIZE": 8, "SQLALCHEMY_ENGINE_OPTIONS": {"max_overflow": 0}}).config
+    assert chosen["SQLALCHEMY_ENGINE_OPTIONS"] == {"pool_size": 8, "max_overflow": 0}
+    assert _configured({"SECRET_KEY": "s"}).config["SQLALCHEMY_ENGINE_OPTIONS"] == {}
