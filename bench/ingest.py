@@ -231,13 +231,15 @@ class Gunicorn:
 # --- CPU accounting from /proc -----------------------------------------------------------------------
 
 def _proc_stat(pid: int) -> tuple[int, int] | None:
-    """(parent pid, utime + stime in ticks) of a live process."""
+    """(parent pid, CPU ticks) of a live process: its own (utime + stime) and that of its children
+    that have exited and been waited for (cutime + cstime), so a PostgreSQL backend that started and
+    ended within a phase still counts as PostgreSQL's."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     fields = text[text.rindex(")") + 2:].split()
-    return int(fields[1]), int(fields[11]) + int(fields[12])
+    return int(fields[1]), sum(int(value) for value in fields[11:15])
 
 
 def _tree_ticks(root_pid: int) -> int:
