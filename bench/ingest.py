@@ -483,6 +483,31 @@ class Sales:
                 "currency": "CNY", "amount": amount, "lines": lines}
 
 
+def sale_post(key: str, port: int, sales: Sales, prefix: str):
+    """A request maker: POST /transactions with a fresh sale each call."""
+    return lambda: http_request("POST", "/api/v1/transactions", key, port,
+                                json.dumps(sales.body(prefix), separators=(",", ":")).encode())
+
+
+def batch_post(key: str, port: int, sales: Sales, prefix: str, size: int):
+    """A request maker: POST /transactions/batch with `size` fresh sales each call."""
+    return lambda: http_request("POST", "/api/v1/transactions/batch", key, port, json.dumps(
+        {"sales": [sales.body(prefix) for _ in range(size)]}, separators=(",", ":")).encode())
+
+
+def batch_check(item_statuses: dict[int, int]):
+    """A check of batch answers that tallies the items' statuses into `item_statuses`: True when every
+    item was posted (201)."""
+    def check(status, body):
+        if status != 200:
+            return False
+        statuses = [item["status"] for item in json.loads(body)["results"]]
+        for item_status in statuses:
+            item_statuses[item_status] = item_statuses.get(item_status, 0) + 1
+        return all(item_status == 201 for item_status in statuses)
+    return check
+
+
 def run_phase(name, port, connections, duration, max_requests, make_request, check, gunicorn_pid, postmaster_pid,
               items_per_request: int = 1, warmup: float = 2.0, before_measure=None, dsn: str | None = None) -> dict:
     quiet = wait_for_quiet()
@@ -578,10 +603,7 @@ def single_phases(args, server: Gunicorn, key: str, sales: Sales, pg: dict, dsn:
         "no-op: GET /members/<unknown> (404)", port, args.connections, args.duration, args.max_requests,
         lambda: noop_raw, lambda status, body: status == 404, server.process.pid, pg["pid"]))
 
-    def sale_request():
-        body = json.dumps(sales.body("S"), separators=(",", ":")).encode()
-        return http_request("POST", "/api/v1/transactions", key, port, body)
-
+    sale_request = sale_post(key, port, sales, "S")
     spy = None
 
     def start_spy():
@@ -611,21 +633,9 @@ def batch_phase(args, server: Gunicorn, key: str, sales: Sales, pg: dict, dsn: s
     prefix = f"B{server.spec.replace(':', '').replace('x', 't')}"
     port = server.port
     item_statuses: dict[int, int] = {}
-
-    def batch_request():
-        body = {"sales": [sales.body(prefix) for _ in range(args.batch_size)]}
-        return http_request("POST", "/api/v1/transactions/batch", key, port,
-                            json.dumps(body, separators=(",", ":")).encode())
-
-    def check(status, body):
-        if status != 200:
-            return False
-        for item in json.loads(body)["results"]:
-            item_statuses[item["status"]] = item_statuses.get(item["status"], 0) + 1
-        return all(item["status"] == 201 for item in json.loads(body)["results"])
-
     result = run_phase(f"batch: POST /transactions/batch ({args.batch_size}/call)", port, args.batch_connections,
-                       args.batch_duration, args.batch_max_calls, batch_request, check, server.process.pid,
+                       args.batch_duration, args.batch_max_calls, batch_post(key, port, sales, prefix, args.batch_size),
+                       batch_check(item_statuses), server.process.pid,
                        pg["pid"], items_per_request=args.batch_size, warmup=0, dsn=dsn)
     result["item_statuses"] = {str(k): v for k, v in sorted(item_statuses.items())}
     result["items_per_s"] = round(item_statuses.get(201, 0) / result["seconds"], 1)
@@ -638,29 +648,15 @@ def mixed_phase(args, server: Gunicorn, key: str, sales: Sales, pg: dict, dsn: s
     """Single sales from --connections connections while one more connection posts batches: a
     backfill during trading hours. What the tills see of it: their latency beside the batch's rate."""
     port = server.port
-    posted = {"batch_sales": 0}
-
-    def sale_request():
-        return http_request("POST", "/api/v1/transactions", key, port,
-                            json.dumps(sales.body("M"), separators=(",", ":")).encode())
-
-    def batch_request():
-        body = {"sales": [sales.body("MB") for _ in range(args.batch_size)]}
-        return http_request("POST", "/api/v1/transactions/batch", key, port,
-                            json.dumps(body, separators=(",", ":")).encode())
-
-    def batch_check(status, body):
-        if status != 200:
-            return False
-        statuses = [item["status"] for item in json.loads(body)["results"]]
-        posted["batch_sales"] += statuses.count(201)
-        return all(status == 201 for status in statuses)
+    item_statuses: dict[int, int] = {}
+    sale_request = sale_post(key, port, sales, "M")
 
     async def both():
         return await asyncio.gather(
             drive(port, args.connections, args.duration, args.max_requests, sale_request,
                   lambda status, body: status == 201),
-            drive(port, 1, args.duration, args.batch_max_calls, batch_request, batch_check))
+            drive(port, 1, args.duration, args.batch_max_calls, batch_post(key, port, sales, "MB", args.batch_size),
+                  batch_check(item_statuses)))
 
     quiet = wait_for_quiet()
     asyncio.run(drive(port, args.connections, 2.0, 10**6, sale_request, lambda status, body: status == 201))
@@ -675,12 +671,12 @@ def mixed_phase(args, server: Gunicorn, key: str, sales: Sales, pg: dict, dsn: s
         "requests_per_s": round(len(single["latencies"]) / single["wall"], 1),
         "items_per_s": round(max(ok, 0) / single["wall"], 1),
         **latency_summary(single["latencies"]),
-        "batch_sales_per_s": round(posted["batch_sales"] / batch["wall"], 1),
+        "batch_sales_per_s": round(item_statuses.get(201, 0) / batch["wall"], 1),
         "batch_latency": latency_summary(batch["latencies"]),
         "cpu_cores": cpu.cores, "machine_before_phase": quiet,
         "first_errors": single["errors"] + batch["errors"], "pg_active_backends": waits.summary(),
     }
-    add_cpu_per_item(result, max(ok, 0) + posted["batch_sales"])
+    add_cpu_per_item(result, max(ok, 0) + item_statuses.get(201, 0))
     return result
 
 
