@@ -23,7 +23,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-# One row: a plain INSERT ... RETURNING id is one round trip where COPY takes two plus the id query.
+# One row: a plain INSERT ... RETURNING id is one round trip where COPY takes two plus the id query;
+# a plain UPDATE of one row needs no arrays. From this many rows up, COPY and UPDATE ... FROM unnest.
 COPY_MIN_ROWS = 2
 
 
