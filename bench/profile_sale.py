@@ -198,6 +198,7 @@ class StepTimer:
 
 def run_steps(app, http, headers, sales, args) -> None:
     import sqlalchemy as sa
+
     from loyalty.extensions import db
 
     # The bodies are built before the clock starts: the load generator's work is not the app's.

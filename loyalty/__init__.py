@@ -90,8 +90,8 @@ def register_url_converters(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from loyalty.extensions import api, csrf
     from loyalty.campaigns.api import blueprints as campaign_api_blueprints
+    from loyalty.extensions import api, csrf
     from loyalty.pos_api.api import blueprints as api_blueprints
     from loyalty.pos_api.auth import NoSessionForApi
 

@@ -18,8 +18,8 @@ import functools
 import operator
 
 import psycopg
-from psycopg.types.json import Json
 import sqlalchemy as sa
+from psycopg.types.json import Json
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 

@@ -10,7 +10,6 @@ from datetime import datetime
 from decimal import Decimal
 
 from babel.numbers import get_currency_precision
-
 from flask import current_app, has_request_context, request
 from flask_babel import format_currency, format_date, format_datetime, format_decimal, get_locale
 from flask_babel import gettext as _

@@ -3,8 +3,19 @@ edit them, issue coupons in bulk as a background job whose progress the page pol
 as CSV, and read an offer's redemptions. Marketers and admins only. Views parse a form, call
 campaigns.services or campaigns.batches, commit, and redirect; the rules live there."""
 
-from flask import (Blueprint, Response, abort, current_app, flash, jsonify, redirect, render_template, request,
-                   stream_with_context, url_for)
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from flask_babel import gettext as _
 
 from loyalty.auth.access import current_staff, staff_required

@@ -351,6 +351,17 @@ class _SupervisedChurn:
                 f"training needs members who bought before {np.datetime64(as_of - self.horizon_days, 'D')}"
                 " and both churners and returners after it; with less history, use BGNBDChurn"
             )
+        # A column nobody has a value for means the training members never showed it: no one had come
+        # back yet, so there is no usual gap, and the BG/NBD's dropout (a, b) is not identified, so its
+        # expected purchases are undefined. Nothing about repeat buying can be learnt from such a
+        # history, and a model that silently dropped those columns would then score repeat buyers
+        # without the features that matter most for them. Refuse, as for a history too short to label.
+        unobserved = [name for name, column in zip(FEATURE_NAMES, features.T, strict=True) if np.isnan(column).all()]
+        if unobserved:
+            raise ValueError(
+                f"no training member has a value for {', '.join(unobserved)}: nobody had bought twice by"
+                f" {np.datetime64(as_of - self.horizon_days, 'D')}; with such history, use BGNBDChurn"
+            )
         self.estimator = self._make_estimator(len(churned)).fit(features, churned)
         return self
 

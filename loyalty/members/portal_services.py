@@ -10,8 +10,8 @@ from flask import current_app
 from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy.orm import Session, selectinload
 
-from loyalty.auth.forms import PASSWORD_MIN_LENGTH
 from loyalty.auth import services as auth_services
+from loyalty.auth.forms import PASSWORD_MIN_LENGTH
 from loyalty.auth.services import verify_password_or_waste_time
 from loyalty.clock import utcnow
 from loyalty.errors import DuplicateMember, NotFound, ValidationFailed

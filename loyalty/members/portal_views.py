@@ -9,13 +9,23 @@ form, call a service, commit and redirect; the rules live in `portal_services` a
 import base64
 import smtplib
 
-from flask import (Blueprint, Response, abort, current_app, flash, jsonify, redirect, render_template, request,
-                   session, url_for)
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_user, logout_user
-
 from redis.exceptions import RedisError
 
 from loyalty.auth import throttle
@@ -30,8 +40,15 @@ from loyalty.errors import DomainError, DuplicateMember, NotFound, ValidationFai
 from loyalty.extensions import db
 from loyalty.members import gdpr
 from loyalty.members import portal_services as services
-from loyalty.members.portal_forms import (ConsentsForm, EraseForm, ForgotPasswordForm, PasswordForm, ProfileForm,
-                                          ResetPasswordForm, SignupForm)
+from loyalty.members.portal_forms import (
+    ConsentsForm,
+    EraseForm,
+    ForgotPasswordForm,
+    PasswordForm,
+    ProfileForm,
+    ResetPasswordForm,
+    SignupForm,
+)
 from loyalty.members.qr import qr_png, qr_svg
 from loyalty.members.services import current_card_token, erase_member, set_consents
 from loyalty.members.tasks import enqueue_password_reset

@@ -14,7 +14,6 @@ from loyalty.members.models import Member
 from loyalty.points.models import PointsEntry, Tier, TierChange
 from loyalty.points.program import Program, TierCopy
 
-
 # Built once: every sale by a member below the top tier runs it.
 QUALIFYING_POINTS = (
     sa.select(PointsEntry.member_id, sa.func.sum(PointsEntry.qualifying_points))

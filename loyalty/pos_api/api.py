@@ -8,13 +8,13 @@ from flask import request
 from flask_smorest import Blueprint
 from sqlalchemy.exc import DBAPIError
 
+from loyalty.auth.services import store_by_code
 from loyalty.campaigns import schemas as campaign_schemas
 from loyalty.campaigns.redemption import preview_coupon
 from loyalty.campaigns.services import usable_coupons
 from loyalty.clock import utcnow
 from loyalty.errors import DomainError, NotFound, UnknownMember, ValidationFailed
 from loyalty.extensions import db
-from loyalty.auth.services import store_by_code
 from loyalty.members.services import enrol_member, get_member_by_no, resolve_member_code
 from loyalty.points.ledger import load_wallet
 from loyalty.points.models import PointsEntry

@@ -19,7 +19,6 @@ from loyalty.bulk import insert_rows
 from loyalty.errors import IdempotencyConflict
 from loyalty.sales.models import IdempotencyRecord
 
-
 # A POST that loses a race is tried again, up to this many attempts in all: a twin committed first
 # (a unique key fails; the retry finds its stored answer and replays it), or PostgreSQL broke a
 # deadlock or a serialization conflict by aborting this transaction (the retry simply succeeds).

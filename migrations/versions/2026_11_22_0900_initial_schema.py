@@ -8,7 +8,6 @@ Create Date: 2026-11-22 17:35:39.193632
 import sqlalchemy as sa
 from alembic import op
 
-
 # revision identifiers, used by Alembic.
 revision = 'cd68729b8879'
 down_revision = None

@@ -8,7 +8,6 @@ Create Date: 2026-11-22 10:00:00
 import sqlalchemy as sa
 from alembic import op
 
-
 # revision identifiers, used by Alembic.
 revision = '20261122c0up'
 down_revision = 'cd68729b8879'

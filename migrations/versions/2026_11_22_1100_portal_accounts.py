@@ -8,7 +8,6 @@ Create Date: 2026-11-22 11:00:00
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = "20261122p0rt"
 down_revision = "20261122c0up"
 branch_labels = None

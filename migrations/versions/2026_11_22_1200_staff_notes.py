@@ -8,7 +8,6 @@ Create Date: 2026-11-22 12:00:00
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = "20261122st4f"
 down_revision = "20261122p0rt"
 branch_labels = None

@@ -8,7 +8,6 @@ Create Date: 2026-11-22 13:00:00
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = "20261122insi"
 down_revision = "20261122st4f"
 branch_labels = None

@@ -21,9 +21,9 @@ from loyalty.insights.churn_models import (
     LogisticChurn,
     TreeChurn,
     _negative_log_likelihood,
+    churn_facts,
     churned_within,
     default_churn_model,
-    churn_facts,
     features_and_labels,
     risk_band,
     score_members,
@@ -196,6 +196,21 @@ def test_supervised_model_refuses_history_too_short_to_label():
     """A program younger than the horizon has no labelled past; the caller must fall back to the BG/NBD."""
     with pytest.raises(ValueError, match="BGNBDChurn"):
         LogisticChurn(horizon_days=90).fit(small_log(), np.datetime64("2024-03-01"))
+
+
+def test_supervised_model_refuses_training_members_who_never_bought_twice():
+    """No repeat buyer before the training cut-off: gaps and dropout were never observed, so there is
+    nothing to learn about them (and the BG/NBD's a and b are unidentified). The caller falls back."""
+    one_visit_each = EventLog.from_arrays(
+        np.array([1, 2, 1, 3]),
+        np.array(["2024-01-01", "2024-01-05", "2024-02-20", "2024-02-25"], dtype="datetime64[D]"),
+        np.array([10.0, 20.0, 10.0, 5.0]),
+    )
+    for model in (LogisticChurn(horizon_days=30), TreeChurn(horizon_days=30)):
+        # The pole (a = 1) divides by zero on the way, as score_history expects and allows.
+        with np.errstate(divide="ignore", invalid="ignore"), \
+                pytest.raises(ValueError, match="usual_gap_days, overdue_ratio, expected_purchases.*BGNBDChurn"):
+            model.fit(one_visit_each, np.datetime64("2024-03-01"))
 
 
 def test_label_window_includes_its_last_day_and_nothing_after():

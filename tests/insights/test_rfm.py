@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from purchases import buy, refund
 
 from loyalty.extensions import db
 from loyalty.insights import rfm
@@ -17,7 +18,6 @@ from loyalty.insights.models import RfmSnapshot, RfmSnapshotMember
 from loyalty.members.models import Member
 from loyalty.members.services import erase_member
 from loyalty.sales.models import Transaction
-from purchases import buy, refund
 from tests.support.clock import DEFAULT_NOW
 
 # (purchases as (days ago, amount)) -> recency, frequency, monetary, code, segment; worked by hand:

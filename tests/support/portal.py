@@ -12,6 +12,7 @@ from argon2 import PasswordHasher
 from loyalty.extensions import db
 from loyalty.members.models import Member
 
+
 def use_cheap_password_hashing(monkeypatch) -> None:
     """Argon2id with the smallest cost: the production cost (about half a second of CPU here) is the
     point in production and only slowness in a test that signs in dozens of times. Same algorithm,
