@@ -335,7 +335,8 @@ class WaitSampler:
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             while not self.stop.wait(0.25):
                 rows = conn.execute(
-                    "SELECT CASE WHEN state = 'active' THEN coalesce('waiting ' || wait_event_type || ':' || wait_event, "
+                    "SELECT CASE WHEN state = 'active' "
+                    "THEN coalesce('waiting ' || wait_event_type || ':' || wait_event, "
                     "'active on CPU') ELSE state END FROM pg_stat_activity WHERE datname = current_database() "
                     "AND state IN ('active', 'idle in transaction') AND pid <> pg_backend_pid()").fetchall()
                 self.samples += 1
@@ -350,7 +351,8 @@ class WaitSampler:
 
     def summary(self) -> dict:
         """Mean number of backends in each state."""
-        return {what: round(n / max(1, self.samples), 2) for what, n in sorted(self.counts.items(), key=lambda kv: -kv[1])}
+        ranked = sorted(self.counts.items(), key=lambda kv: -kv[1])
+        return {what: round(n / max(1, self.samples), 2) for what, n in ranked}
 
 
 # --- HTTP/1.1 load generator ----------------------------------------------------------------------
@@ -470,7 +472,7 @@ class Sales:
         self.count += 1
         rnd = self.random
         lines = []
-        for number in range(rnd.randint(1, 3)):
+        for _ in range(rnd.randint(1, 3)):
             sku, category = rnd.choice(SKUS)
             quantity = rnd.randint(1, 3)
             unit_price = rnd.randrange(990, 39900, 100)
@@ -580,7 +582,8 @@ class PySpy:
             if frames:
                 leaf[frames[-1]] = leaf.get(frames[-1], 0) + int(count)
         def ranked(table):
-            return [(round(100 * n / total, 1), frame) for frame, n in sorted(table.items(), key=lambda kv: -kv[1])[:top]]
+            ranked = sorted(table.items(), key=lambda kv: -kv[1])[:top]
+            return [(round(100 * n / total, 1), frame) for frame, n in ranked]
         return {"samples": total, "file": str(self.output), "app_inclusive_pct": ranked(inclusive),
                 "self_pct": ranked(leaf)}
 
@@ -610,7 +613,8 @@ def single_phases(args, server: Gunicorn, key: str, sales: Sales, pg: dict, dsn:
         nonlocal spy
         if args.py_spy:
             spy = PySpy(server.process.pid, max(1, args.duration - 1),
-                        Path(tempfile.gettempdir()) / f"bench-pyspy-sale-{server.spec.replace(':', '-')}-{sales.run_id}.txt")
+                        Path(tempfile.gettempdir())
+                        / f"bench-pyspy-sale-{server.spec.replace(':', '-')}-{sales.run_id}.txt")
 
     results.append(run_phase(
         "sale: POST /transactions", port, args.connections, args.duration, args.max_requests,
@@ -785,7 +789,8 @@ def main() -> int:
                         help="shorthand: --server sync:N, or gthread:NxT with --threads T")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--duration", type=float, default=15, help="seconds per single-request phase")
-    parser.add_argument("--batch-duration", type=float, default=None, help="seconds of batch phase (default: --duration)")
+    parser.add_argument("--batch-duration", type=float, default=None,
+                        help="seconds of batch phase (default: --duration)")
     parser.add_argument("--members", type=int, default=10_000)
     parser.add_argument("--history", type=int, default=0, metavar="N",
                         help="past sales per member posted before the run (open lots, tier window)")
@@ -805,7 +810,8 @@ def main() -> int:
                         help="before each phase wait at most this long for other load on the machine to drop")
     parser.add_argument("--quiet-threshold", type=float, default=0.3, metavar="CORES")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--output", type=Path, default=None, help="JSON file (default: bench/results/ingest-<utc>.json)")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="JSON file (default: bench/results/ingest-<utc>.json)")
     args = parser.parse_args()
     if args.server:
         servers = args.server
@@ -852,7 +858,8 @@ def main() -> int:
                     print(f"  batches alongside: {mixed['batch_sales_per_s']} sales/s, latency "
                           f"{mixed['batch_latency']}; PostgreSQL backends: {mixed['pg_active_backends']}")
                     phase_results.append(mixed)
-                    ratio["mixed_single_per_s"], ratio["mixed_single_p99_ms"] = mixed["items_per_s"], mixed.get("p99_ms")
+                    ratio["mixed_single_per_s"] = mixed["items_per_s"]
+                    ratio["mixed_single_p99_ms"] = mixed.get("p99_ms")
                     ratio["mixed_batch_sales_per_s"] = mixed["batch_sales_per_s"]
                 if not args.no_batch:
                     batch, prefix = batch_phase(args, server, key, sales, pg, db_dsn(pg, database))
@@ -900,9 +907,11 @@ def main() -> int:
         row["floor_met"] = single >= 500 and p99 <= 100 and batch >= 5000
         row["goal_met"] = single >= 1000 and p99 <= 100 and batch >= 20000
         floor_ok, goal_ok = floor_ok or row["floor_met"], goal_ok or row["goal_met"]
-        print(f"{row['server']:<12} single {single:>8.1f} sales/s p99 {p99:>7.1f} ms | no-op {row['noop_per_s']:>8.1f}/s "
+        print(f"{row['server']:<12} single {single:>8.1f} sales/s p99 {p99:>7.1f} ms "
+              f"| no-op {row['noop_per_s']:>8.1f}/s "
               f"| sale/no-op {row.get('sale_vs_noop_rps')} | batch {batch:>8.1f} sales/s | "
-              f"batch/COPY(tx) {row.get('batch_vs_copy_transactions')} batch/COPY(all) {row.get('batch_vs_copy_all_rows')} "
+              f"batch/COPY(tx) {row.get('batch_vs_copy_transactions')} "
+              f"batch/COPY(all) {row.get('batch_vs_copy_all_rows')} "
               f"| floor {'MET' if row['floor_met'] else 'not met'} goal {'MET' if row['goal_met'] else 'not met'}")
         print(f"{'':<12} CPU-based capacity with 2 free cores: single {row['single_capacity_2_cores']} sales/s, "
               f"batch {row['batch_capacity_2_cores']} sales/s; other load on the machine during the phases "

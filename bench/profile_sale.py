@@ -269,8 +269,9 @@ def main() -> int:
         kinds = {
             "no-op GET /members/<unknown>": (args.requests, lambda: http.get("/api/v1/members/1000000000",
                                                                               headers=headers), 404, 1),
-            "sale POST /transactions": (args.requests, lambda: http.post("/api/v1/transactions",
-                                                                         json=sales.body("P"), headers=headers), 201, 1),
+            "sale POST /transactions": (
+                args.requests, lambda: http.post("/api/v1/transactions", json=sales.body("P"), headers=headers),
+                201, 1),
             f"batch POST /transactions/batch x{args.batch_size}": (
                 args.batches, lambda: http.post("/api/v1/transactions/batch", headers=headers,
                                                 json={"sales": [sales.body("PB") for _ in range(args.batch_size)]}),

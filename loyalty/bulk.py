@@ -106,7 +106,7 @@ def update_rows(session: Session, table: sa.Table, rows: list[dict]) -> None:
     processors = [column.type.bind_processor(connection.dialect) for column in columns]
     arrays = {f"c{position}": [row[column.name] if processor is None or row[column.name] is None
                                else processor(row[column.name]) for row in rows]
-              for position, (column, processor) in enumerate(zip(columns, processors))}
+              for position, (column, processor) in enumerate(zip(columns, processors, strict=True))}
     connection.exec_driver_sql(_update_from_arrays(table, tuple(names), connection.dialect), arrays)
 
 

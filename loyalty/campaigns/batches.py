@@ -83,7 +83,7 @@ def issue_next_chunk(session: Session, batch_id: int, now: datetime, *, chunk_si
             {"code": code, "offer_id": batch.offer_id, "member_id": member_id, "batch_id": batch.id,
              "generic": False, "status": "issued", "uses_limit": 1, "uses_count": 0, "expires_at": expires_at,
              "issued_at": now}
-            for code, member_id in zip(fresh_codes(session, size), members)
+            for code, member_id in zip(fresh_codes(session, size), members, strict=True)
         ])
     batch.issued = start + size
     batch.status = "done" if batch.issued == batch.requested else "running"

@@ -37,7 +37,8 @@ class OfferCreateSchema(StrictSchema):
     categories = _names()
     valid_from = UTCDateTime(allow_none=True)
     valid_until = UTCDateTime(allow_none=True)
-    valid_days = _optional_int(1, 3650, metadata={"description": "a personal coupon expires this many days after issue"})
+    valid_days = _optional_int(1, 3650,
+                               metadata={"description": "a personal coupon expires this many days after issue"})
     tiers = fields.List(fields.String(validate=validate.Length(1, 32)), allow_none=True,
                         validate=validate.Length(max=50))
     per_member_limit = _optional_int(1, 1_000_000)
@@ -111,8 +112,10 @@ class OfferSchema(ma.Schema):
 
 
 class CouponIssueSchema(StrictSchema):
-    member = fields.String(validate=validate.Length(1, 200), metadata={"description": "personal coupon for this member"})
-    code = fields.String(validate=validate.Length(1, 64), metadata={"description": "generic code (generated if absent)"})
+    member = fields.String(validate=validate.Length(1, 200),
+                           metadata={"description": "personal coupon for this member"})
+    code = fields.String(validate=validate.Length(1, 64),
+                         metadata={"description": "generic code (generated if absent)"})
     limit = fields.Integer(strict=True, validate=validate.Range(1, 10**9),
                            metadata={"description": "uses of the generic code in all"})
 

@@ -152,7 +152,8 @@ def _check_tiers(session: Session, tier_codes: list[str]) -> None:
     known = set(session.scalars(sa.select(Tier.code).where(Tier.code.in_(tier_codes))))
     missing = [code for code in tier_codes if code not in known]
     if missing:
-        raise ValidationFailed("unknown tier", errors={"tiers": [f"No tier has the code {code!r}." for code in missing]})
+        raise ValidationFailed("unknown tier",
+                               errors={"tiers": [f"No tier has the code {code!r}." for code in missing]})
 
 
 # --- issuing -------------------------------------------------------------------------------------

@@ -56,8 +56,9 @@ def save_tier_moves(session: Session, changes: list[dict]) -> None:
         return
     insert_rows(session, TIER_CHANGES, changes)
     latest = {change["member_id"]: change for change in changes}
-    update_rows(session, Member.__table__, [{"id": member_id, "tier_id": change["to_tier_id"],
-                                             "tier_since": change["created_at"]} for member_id, change in latest.items()])
+    update_rows(session, Member.__table__, [
+        {"id": member_id, "tier_id": change["to_tier_id"], "tier_since": change["created_at"]}
+        for member_id, change in latest.items()])
 
 
 @dataclass

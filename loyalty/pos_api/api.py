@@ -181,7 +181,7 @@ def decode_cursor(cursor: str) -> int:
             raise ValueError(raw)
         return int(value)
     except (ValueError, UnicodeDecodeError):
-        raise ValidationFailed("invalid cursor", errors={"cursor": ["Not a cursor this API returned."]})
+        raise ValidationFailed("invalid cursor", errors={"cursor": ["Not a cursor this API returned."]}) from None
 
 
 # --- sales and refunds ---------------------------------------------------------------------------

@@ -53,7 +53,8 @@ def fingerprint(payload) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def find_stored(session: Session, client: ApiCaller, fingerprints: dict[str, str]) -> dict[str, StoredResponse | IdempotencyConflict]:
+def find_stored(session: Session, client: ApiCaller,
+                fingerprints: dict[str, str]) -> dict[str, StoredResponse | IdempotencyConflict]:
     """For each key already answered: the stored response, or a conflict when the body differs."""
     found: dict[str, StoredResponse | IdempotencyConflict] = {}
     for key, stored in load_stored(session, client, fingerprints).items():

@@ -103,7 +103,7 @@ def post_sale_requests(requests: Sequence[SaleRequest]) -> list[SaleOutcome]:
                 client = client_requests[0][1].client
                 answered = answer_sales(client, [sale_request for _, sale_request in client_requests],
                                         look_up_first=attempt > 0)
-                outcomes.update((index, outcome) for (index, _), outcome in zip(client_requests, answered))
+                outcomes.update((index, outcome) for (index, _), outcome in zip(client_requests, answered, strict=True))
             db.session.commit()
             return [outcomes[index] for index in range(len(requests))]
         except DBAPIError as error:
@@ -117,7 +117,7 @@ def post_sale_batch(requests: Sequence[SaleRequest]) -> list[SaleOutcome]:
     """Answer a batch's sales part by part (see BATCH_PART); one outcome each, in order."""
     outcomes: list[SaleOutcome | None] = [None] * len(requests)
     for part in _parts(requests):
-        for index, outcome in zip(part, post_sale_requests([requests[index] for index in part])):
+        for index, outcome in zip(part, post_sale_requests([requests[index] for index in part]), strict=True):
             outcomes[index] = outcome
     return outcomes
 
@@ -171,11 +171,11 @@ def answer_sales(client: ApiCaller, requests: Sequence[SaleRequest], *, look_up_
             first_of_key[key] = index
             to_post.append(index)
     posted = post_sales(db.session, load_program(db.session), client, [requests[i].sale for i in to_post], utcnow())
-    _replay_lost_races(client, [keys[i] for i, result in zip(to_post, posted) if isinstance(result, DomainError)],
-                       stored)
+    lost = [keys[i] for i, result in zip(to_post, posted, strict=True) if isinstance(result, DomainError)]
+    _replay_lost_races(client, lost, stored)
     outcomes: dict[int, SaleOutcome] = {}
     answers = []
-    for index, result in zip(to_post, posted):
+    for index, result in zip(to_post, posted, strict=True):
         key = keys[index]
         if isinstance(result, SaleResult):
             body = schemas.sale_response_schema.dump(result)

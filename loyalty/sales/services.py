@@ -220,7 +220,8 @@ def _stores_by_code(session: Session, client: ApiClient | ApiCaller, sales: Sequ
 def _store_for(sale: dict, stores: dict) -> Store:
     store = stores.get(sale.get("store_code"))
     if store is None:
-        raise ValidationFailed("unknown store", errors={"store_code": [f"No store has the code {sale['store_code']!r}."]})
+        raise ValidationFailed("unknown store",
+                               errors={"store_code": [f"No store has the code {sale['store_code']!r}."]})
     return store
 
 
@@ -237,7 +238,8 @@ def snapshot(program: Program, wallet: Wallet, now: datetime) -> MemberSnapshot:
     return MemberSnapshot(member=wallet.member, tier=program.tier(wallet.member.tier_id), points=wallet.summary(now))
 
 
-def get_sale(session: Session, client: ApiClient | ApiCaller, external_id: str, *, for_update: bool = False) -> Transaction:
+def get_sale(session: Session, client: ApiClient | ApiCaller, external_id: str, *,
+             for_update: bool = False) -> Transaction:
     """The client's own sale; another client's sale of that id is forbidden, none at all is not found."""
     query = sa.select(Transaction).where(
         Transaction.client_id == client.id, Transaction.kind == "sale", Transaction.external_id == external_id

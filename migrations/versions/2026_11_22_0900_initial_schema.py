@@ -1,7 +1,7 @@
 """initial schema: stores, accounts, members, tiers, sales, the points ledger; the default program
 
 Revision ID: cd68729b8879
-Revises: 
+Revises:
 Create Date: 2026-11-22 17:35:39.193632
 
 """

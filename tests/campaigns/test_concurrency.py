@@ -118,11 +118,11 @@ def test_a_budget_of_1000_yuan_is_never_exceeded(app, campaigns, factory, pos):
 
     results = post_together(app, pos, [
         sale(f"B-{i}", member_no, code, subtotal, subtotal // 10)
-        for i, (member_no, code, subtotal) in enumerate(zip(members, coupons, subtotals))
+        for i, (member_no, code, subtotal) in enumerate(zip(members, coupons, subtotals, strict=True))
     ])
 
     given = sum(body["coupons"][0]["discount"] for status, body in results if status == 201)
-    refused = [subtotal // 10 for (status, _), subtotal in zip(results, subtotals) if status != 201]
+    refused = [subtotal // 10 for (status, _), subtotal in zip(results, subtotals, strict=True) if status != 201]
     report = campaigns.get_offer(offer["id"])
     assert given == report["discount_given"] <= budget
     assert refused and reasons(results) == ["budget-exhausted"] * len(refused)
@@ -161,7 +161,8 @@ def test_a_sale_batch_chosen_as_a_deadlock_victim_is_retried_and_answered(app, c
             batch.start()
             wait_for_a_lock_wait(other)
             other.execute(sa.text(touch), {"id": coupon_a})  # the cycle: returns once the batch is aborted
-            deadlocks = other.scalar(sa.text("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"))
+            deadlocks = other.scalar(
+                sa.text("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"))
             other.commit()
         batch.join(timeout=60)
         db.session.remove()

@@ -174,7 +174,7 @@ def test_offer_report_counts_issued_redeemed_and_discount_given(campaigns, facto
     coupons = [campaigns.personal(offer["id"], member_no) for member_no in members]
     campaigns.generic(offer["id"], limit=100)
 
-    for member_no, code in zip(members[:2], coupons[:2]):
+    for member_no, code in zip(members[:2], coupons[:2], strict=True):
         assert pos.sale(member_no, 8500, subtotal=10000, coupons=[code]).status_code == 201
 
     report = campaigns.get_offer(offer["id"])
