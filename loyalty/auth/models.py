@@ -38,6 +38,8 @@ class ApiClient(db.Model):
     scopes: Mapped[str] = mapped_column(sa.String(100), default="pos")
     created_at: Mapped[datetime] = created_at_column()
     revoked_at: Mapped[datetime | None] = mapped_column()
+    # Coarse: written at most every few minutes per key and web process (auth.services.note_api_key_use).
+    last_used_at: Mapped[datetime | None] = mapped_column()
 
     store: Mapped[Store] = relationship(lazy="joined")
 
@@ -71,6 +73,11 @@ class AuditEvent(db.Model):
     api_client_id: Mapped[int | None] = mapped_column(sa.ForeignKey("api_clients.id"))
     member_id: Mapped[int | None] = mapped_column(BigId, sa.ForeignKey("members.id"), index=True)
     action: Mapped[str] = mapped_column(sa.String(64))
+    # A target that is not a member, e.g. "store:S001", "staff:ann@example.com", "api_key:lk_ab12cde".
+    subject: Mapped[str | None] = mapped_column(sa.String(120))
     before: Mapped[dict | None] = mapped_column(sa.JSON)
     after: Mapped[dict | None] = mapped_column(sa.JSON)
     created_at: Mapped[datetime] = created_at_column()
+
+    # The audit trail is read newest first, across members.
+    __table_args__ = (sa.Index("ix_audit_events_created_at", "created_at"),)
