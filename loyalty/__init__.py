@@ -18,9 +18,12 @@ def create_app(config: Mapping | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True, template_folder=str(PROJECT_ROOT / "templates"),
                 static_folder=str(PROJECT_ROOT / "static"))
     configure(app, config)
+    register_logging(app)
+    register_metrics(app)
     register_extensions(app)
     register_url_converters(app)
     register_blueprints(app)
+    register_operations(app)
     register_errorhandlers(app)
     register_commands(app)
     return app
@@ -66,6 +69,19 @@ def _development_secret(instance: Path) -> str:
         path.write_text(secrets.token_hex(32))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def register_logging(app: Flask) -> None:
+    """First, so its request hooks bracket all others: request id, access line (loyalty/logs.py)."""
+    from loyalty.logs import register_logging as register
+
+    register(app)
+
+
+def register_metrics(app: Flask) -> None:
+    from loyalty.metrics import register_metrics as register
+
+    register(app)
 
 
 def register_extensions(app: Flask) -> None:
@@ -121,6 +137,19 @@ def register_blueprints(app: Flask) -> None:
     from loyalty.campaigns.views import marketing_offers
 
     app.register_blueprint(marketing_offers)
+
+    from loyalty.admin.program_views import admin_program
+    from loyalty.admin.views import admin
+
+    app.register_blueprint(admin)
+    app.register_blueprint(admin_program)
+
+
+def register_operations(app: Flask) -> None:
+    """/healthz, /readyz and /metrics (loyalty/operations.py)."""
+    from loyalty.operations import register_operations as register
+
+    register(app)
 
 
 def register_errorhandlers(app: Flask) -> None:

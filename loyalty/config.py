@@ -92,5 +92,21 @@ class DefaultConfig:
     # request's Host header, which a client can forge. None: the request's host (development).
     PUBLIC_BASE_URL = None
 
+    # Logs (loyalty/logs.py), all on stderr: "json" (one object per line, for a log collector) or
+    # "text" (for a person at a terminal). None: "text" in development, "json" everywhere else.
+    LOG_FORMAT = None
+    # The root logger's level. INFO includes one access line per request; WARNING leaves out both.
+    LOG_LEVEL = "INFO"
+
+    # Operations endpoints (loyalty/operations.py). When set, GET /metrics answers only
+    # `Authorization: Bearer <token>`, else 401; unset or empty, it is open to whoever reaches it.
+    # Choose a token that is not all digits: LOYALTY_* values are parsed as JSON where they can be.
+    # Metrics of several gunicorn workers add up only with PROMETHEUS_MULTIPROC_DIR (an environment
+    # variable, not a key here; gunicorn.conf.py sets it up; see loyalty/metrics.py).
+    METRICS_TOKEN = None
+    # Seconds each /readyz check may take (database connect and statement, Redis): a dead database
+    # then makes the probe answer 503 in about this time rather than hang.
+    READINESS_TIMEOUT_SECONDS = 2
+
     # Tests replace this with a settable clock; see loyalty.clock.
     CLOCK = None

@@ -8,9 +8,11 @@ from flask import current_app
 # access to the values within the .ini file in use.
 config = context.config
 
-# Interpret the config file for Python logging.
-# This line sets up loggers basically.
-fileConfig(config.config_file_name)
+# Migrations run inside the app (Flask-Migrate), whose factory already set up logging (loyalty/logs.py:
+# JSON lines outside development). alembic.ini's text handler would replace that, and silence every
+# logger made before this point, the app's own included: it serves only a run without a configured app.
+if not logging.getLogger().handlers:
+    fileConfig(config.config_file_name)
 logger = logging.getLogger('alembic.env')
 
 

@@ -16,6 +16,7 @@ from loyalty.clock import utcnow
 from loyalty.errors import DomainError, NotFound, UnknownMember, ValidationFailed
 from loyalty.extensions import db
 from loyalty.members.services import enrol_member, get_member_by_no, resolve_member_code
+from loyalty.metrics import count_refund
 from loyalty.points.ledger import load_wallet
 from loyalty.points.models import PointsEntry
 from loyalty.points.program import load_program
@@ -232,12 +233,18 @@ def get_transaction(external_id):
 def post_refund_view(refund, external_id):
     """Refund part or all of a sale; points are reversed and restored in proportion (API.md)."""
 
+    posted: list[dict] = []
+
     def work():
         result = post_refund(db.session, load_program(db.session), current_client(), external_id, refund, utcnow())
-        return 201, schemas.refund_response_schema.dump(result)
+        posted[:] = [schemas.refund_response_schema.dump(result)]
+        return 201, posted[0]
 
     request_sha256 = fingerprint({"sale": external_id, "refund": request.get_json()})
-    return run_idempotent("refund:" + refund["external_id"], request_sha256, work)
+    response = run_idempotent("refund:" + refund["external_id"], request_sha256, work)
+    if posted and "Idempotent-Replayed" not in response.headers:  # committed now, not replayed
+        count_refund(posted[0]["points_reversed"], posted[0]["points_restored"])
+    return response
 
 
 # --- coupons -----------------------------------------------------------------------------------

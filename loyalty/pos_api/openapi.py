@@ -16,6 +16,7 @@ class ProblemSchema(ma.Schema):
     detail = ma.fields.String()
     errors = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Raw(),
                             metadata={"description": "field name -> messages (validation-error only)"})
+    request_id = ma.fields.String(metadata={"description": "the request's X-Request-Id, to quote when asking about it"})
 
 
 class ProblemApi(Api):

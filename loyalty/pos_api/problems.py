@@ -6,6 +6,7 @@ from flask import Flask, Response, current_app, render_template_string, request
 from werkzeug.exceptions import HTTPException
 
 from loyalty.errors import DomainError
+from loyalty.logs import current_request_id
 
 PROBLEM_BASE = "https://loyalty.dev/problems/"
 
@@ -30,7 +31,7 @@ def problem_response(slug: str, status: int, title: str, detail: str | None = No
         body["detail"] = detail
     if errors:
         body["errors"] = errors
-    return Response(json.dumps(body), status=status, headers=headers or {},
+    return Response(json.dumps(_with_request_id(body)), status=status, headers=headers or {},
                     mimetype="application/problem+json")
 
 
@@ -39,6 +40,15 @@ def problem_body(error: DomainError) -> dict:
             "detail": error.detail}
     if error.errors:
         body["errors"] = error.errors
+    return body
+
+
+def _with_request_id(body: dict) -> dict:
+    """A problem answered to a request carries its id (loyalty/logs.py), for the client to quote. Only
+    the response's own body: the problems inside a batch answer share that answer's id."""
+    request_id = current_request_id()
+    if request_id is not None:
+        body["request_id"] = request_id
     return body
 
 
@@ -53,7 +63,7 @@ def _wants_problem() -> bool:
 
 def _domain_error(error: DomainError):
     if _wants_problem():
-        return Response(json.dumps(problem_body(error)), status=error.status,
+        return Response(json.dumps(_with_request_id(problem_body(error))), status=error.status,
                         mimetype="application/problem+json")
     return _html_error(error.status, error.title, error.detail)
 

@@ -21,6 +21,7 @@ from loyalty.clock import utcnow
 from loyalty.errors import DomainError, IdempotencyConflict, ValidationFailed
 from loyalty.extensions import db
 from loyalty.group_commit import GroupCommit
+from loyalty.metrics import count_sales
 from loyalty.points.program import load_program
 from loyalty.pos_api import schemas
 from loyalty.pos_api.idempotency import (
@@ -105,12 +106,23 @@ def post_sale_requests(requests: Sequence[SaleRequest]) -> list[SaleOutcome]:
                                         look_up_first=attempt > 0)
                 outcomes.update((index, outcome) for (index, _), outcome in zip(client_requests, answered, strict=True))
             db.session.commit()
-            return [outcomes[index] for index in range(len(requests))]
+            in_order = [outcomes[index] for index in range(len(requests))]
+            _count_posted(in_order)
+            return in_order
         except DBAPIError as error:
             db.session.rollback()
             if attempt == ATTEMPTS - 1 or not lost_race(error):
                 raise
     raise AssertionError("unreachable")
+
+
+def _count_posted(outcomes: list[SaleOutcome]) -> None:
+    """Metrics of the sales this commit posted: the one place every single and batch sale passes after
+    its commit (a replay was counted when it was first posted)."""
+    posted = [outcome.transaction for outcome in outcomes if outcome.transaction is not None and not outcome.replayed]
+    if posted:
+        count_sales(len(posted), sum(body["points_earned"] for body in posted),
+                    sum(body["points_redeemed"] for body in posted))
 
 
 def post_sale_batch(requests: Sequence[SaleRequest]) -> list[SaleOutcome]:

@@ -26,7 +26,9 @@ def assert_problem(response, status: int, slug: str) -> dict:
     assert body["type"].startswith("https://") and body["type"].rsplit("/", 1)[-1] == slug
     assert body["status"] == status
     assert isinstance(body["title"], str) and body["title"]
-    assert set(body) <= {"type", "title", "status", "detail", "errors"}
+    assert set(body) <= {"type", "title", "status", "detail", "errors", "request_id"}
+    # The id a vendor quotes to us: the one in the header, and in our log lines (loyalty/logs.py).
+    assert body["request_id"] == response.headers["X-Request-Id"]
     return body
 
 
