@@ -246,11 +246,12 @@ class AuditLine:
 
 
 def audit_trail(session: Session, member: Member, limit: int = 200) -> list[AuditLine]:
-    """What staff did to this member, newest first, with who did it."""
+    """What staff did to this member, newest first, with who did it. Looks at the member's data
+    (member.view) are the admin console's data-access log, not changes."""
     rows = session.execute(
         sa.select(AuditEvent, StaffUser.email)
         .outerjoin(StaffUser, StaffUser.id == AuditEvent.staff_user_id)
-        .where(AuditEvent.member_id == member.id)
+        .where(AuditEvent.member_id == member.id, AuditEvent.action != "member.view")
         .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc()).limit(limit)
     ).all()
     return [AuditLine(event=event, staff_email=email) for event, email in rows]

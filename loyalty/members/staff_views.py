@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import qrcode
 import qrcode.image.svg
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
@@ -31,6 +31,7 @@ from loyalty.errors import (
 )
 from loyalty.extensions import db
 from loyalty.members import staff_services as services
+from loyalty.members.data_access import record_member_view
 from loyalty.members.models import Member
 from loyalty.members.services import current_card_token, get_member_by_no
 from loyalty.members.staff_forms import AdjustForm, EnrolForm, NoteForm, SaleForm, ScanForm
@@ -78,6 +79,12 @@ def _member_or_404(member_no: str) -> Member:
     if member is None:
         abort(404)
     return member
+
+
+def _record_view(member: Member) -> None:
+    """A page showing the member's personal data goes in the data-access log (members.data_access)."""
+    record_member_view(db.session, staff=current_staff(), member=member, page=request.endpoint, now=utcnow())
+    db.session.commit()
 
 
 def describe(error: DomainError) -> str:
@@ -152,6 +159,7 @@ def scan_submit():
 @staff_required(*COUNTER_ROLES)
 def member(member_no: str):
     found = _member_or_404(member_no)
+    _record_view(found)
     overview = services.member_overview(db.session, load_program(db.session), found, utcnow())
     admin = _is_admin()
     contacts = {"email": found.email if admin else mask_email(found.email),
@@ -164,6 +172,7 @@ def member(member_no: str):
 @staff_required(*COUNTER_ROLES)
 def card(member_no: str):
     found = _member_or_404(member_no)
+    _record_view(found)
     now = utcnow()
     token = current_card_token(found, now)
     # Reload just after the token's step ends, so the code on screen is always the newest.
@@ -232,6 +241,7 @@ def adjust(member_no: str):
 @staff_required("admin")
 def audit(member_no: str):
     found = _member_or_404(member_no)
+    _record_view(found)
     return render_template("staff/audit.html", member=found, lines=services.audit_trail(db.session, found))
 
 

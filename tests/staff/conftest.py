@@ -145,9 +145,13 @@ class Db:
         return self.scalars(sa.select(Transaction).where(Transaction.kind == "sale").order_by(Transaction.id))
 
     def audit(self, action: str | None = None) -> list[AuditEvent]:
+        """The audited changes (or those of one action). Looks at a member's page (member.view, the
+        data-access log) are not changes: they are listed only when asked for by name."""
         statement = sa.select(AuditEvent).order_by(AuditEvent.id)
         if action:
             statement = statement.where(AuditEvent.action == action)
+        else:
+            statement = statement.where(AuditEvent.action != "member.view")
         return self.scalars(statement)
 
     def notes(self) -> list[StaffNote]:
