@@ -6,8 +6,6 @@ counter, so progress is visible while it runs and a crashed or repeated run carr
 committed chunk instead of issuing twice.
 """
 
-import csv
-import io
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 
@@ -18,6 +16,7 @@ from loyalty.auth.models import StaffUser
 from loyalty.campaigns import codes
 from loyalty.campaigns.models import Coupon, CouponBatch, Offer
 from loyalty.campaigns.services import coupon_expiry, refuse_ended_offer
+from loyalty.csv_export import line as csv_line
 from loyalty.errors import NotFound, ValidationFailed
 from loyalty.members.models import Member
 
@@ -116,7 +115,7 @@ def fresh_codes(session: Session, count: int) -> list[str]:
 
 def export_batch_csv(session: Session, batch: CouponBatch) -> Iterator[str]:
     """The batch's coupons as CSV text, a header line and then one line per coupon, streamed."""
-    yield _csv_line(CSV_COLUMNS)
+    yield csv_line(CSV_COLUMNS)
     rows = session.execute(
         sa.select(Coupon.code, Member.member_no, Coupon.status, Coupon.expires_at, Coupon.uses_limit,
                   Coupon.uses_count)
@@ -127,10 +126,4 @@ def export_batch_csv(session: Session, batch: CouponBatch) -> Iterator[str]:
     for code, member_no, status, expires_at, uses_limit, uses_count in rows:
         expiry = expires_at.isoformat().replace("+00:00", "Z") if expires_at else ""
         uses_left = uses_limit - uses_count if status == "issued" else 0
-        yield _csv_line((codes.display(code), member_no or "", status, expiry, uses_left))
-
-
-def _csv_line(values) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(values)
-    return buffer.getvalue()
+        yield csv_line((codes.display(code), member_no or "", status, expiry, uses_left))

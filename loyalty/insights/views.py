@@ -3,8 +3,6 @@ chart's numbers as a table and a CSV download, and "rescore now" with its progre
 admins only. Charts are drawn in the browser by Chart.js, served from static/vendor (no CDN), from
 the same JSON the tables are rendered from."""
 
-import csv
-import io
 from datetime import datetime
 
 from babel.numbers import get_currency_precision
@@ -14,6 +12,7 @@ from flask_babel import lazy_gettext as _l
 
 from loyalty.auth.access import staff_required
 from loyalty.clock import utcnow
+from loyalty.csv_export import table as csv_table
 from loyalty.extensions import db
 from loyalty.i18n import moment
 from loyalty.insights import services, tasks
@@ -94,12 +93,8 @@ def chart_csv(chart: str):
     table = services.chart_tables(_dashboard_data()).get(chart)
     if table is None:
         abort(404)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(table["columns"])
-    writer.writerows(table["rows"])
     filename = f"{chart}-{utcnow():%Y%m%d}.csv"
-    return Response(out.getvalue(), mimetype="text/csv",
+    return Response(csv_table(table["columns"], table["rows"]), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 

@@ -104,6 +104,37 @@ def test_csv_downloads_hold_the_charts_numbers(app, marketer, history):
     assert marketer.get("/marketing/data/nothing.csv").status_code == 404
 
 
+def test_skus_and_categories_from_a_pos_come_out_of_the_csv_as_text(app, marketer, factory, pos):
+    """Issue 12, finding 8: a POS names its SKUs and categories; the "bought together" downloads must
+    not turn `=HYPERLINK(...)` or a DDE call into a live formula in the marketer's spreadsheet."""
+    skus = ['=HYPERLINK("http://evil.example/","Click")', "@SUM(1+1)"]
+    categories = ["+cmd|' /C calc'!A0", "-2+3"]
+    member_no = factory.member()
+    for days_ago in range(1, 6):
+        buy(pos, member_no, days_ago, 2000, lines=[{"sku": sku, "category": category, "amount": 1000}
+                                                   for sku, category in zip(skus, categories, strict=True)])
+    with app.app_context():
+        from loyalty.insights import tasks
+
+        tasks.compute_crosssell()
+
+    for chart, names in (("top_pairs", skus), ("top_category_pairs", categories)):
+        response = marketer.get(f"/marketing/data/{chart}.csv")
+        rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+        assert len(rows) == 2, rows
+        assert sorted(rows[1][:2]) == sorted("'" + name for name in names)
+        assert not [cell for row in rows for cell in row if cell[:1] in ("=", "+", "@", "\t", "\r")
+                    or (cell[:1] == "-" and not _is_number(cell))]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def test_the_json_matches_the_services(app, marketer, history):
     body = marketer.get("/marketing/data.json").get_json()
     assert body["overview"]["members"] == 3
