@@ -1,7 +1,14 @@
 """The `loyalty` console script: Flask's CLI for this app (`flask --app loyalty` works the same), with
-the operator commands of API.md. Commands parse, call a service, commit, print."""
+the operator commands of API.md. Commands parse, call a service, commit once, print; a refused change
+exits non-zero with the reason and leaves the database as it was.
+
+Lists print one header row and aligned columns separated by at least two spaces, "-" for nothing, times
+in UTC ISO 8601 ("2026-12-03T09:00:00Z"): `awk -F '  +'` splits them even where a name holds a space."""
 
 import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
 
 import click
 import sqlalchemy as sa
@@ -10,9 +17,46 @@ from flask.cli import FlaskGroup, with_appcontext
 
 from loyalty import create_app
 from loyalty.auth.models import STAFF_ROLES, Store
-from loyalty.auth.services import create_api_client, create_staff_user, store_by_code
+from loyalty.auth.services import (
+    create_api_client,
+    create_staff_user,
+    create_store,
+    list_api_clients,
+    list_staff_users,
+    list_stores,
+    revoke_api_client_by_prefix,
+    set_staff_active,
+    set_staff_password,
+    staff_by_email,
+    store_by_code,
+)
+from loyalty.clock import utcnow
 from loyalty.errors import DomainError
 from loyalty.extensions import db
+
+
+@click.group("store", help="Stores: a fresh install has none, and every API key belongs to one.")
+def store():
+    pass
+
+
+@store.command("create")
+@click.option("--code", required=True, help="e.g. S001 (kept upper case)")
+@click.option("--name", required=True)
+@click.option("--timezone", default="Asia/Shanghai", show_default=True, help="IANA time zone name")
+@with_appcontext
+def store_create(code, name, timezone):
+    with _refusals():
+        created = create_store(db.session, code=code, name=name, timezone=timezone, actor=None)
+    db.session.commit()
+    click.echo(f"store {created.code} {created.name!r} ({created.timezone})")
+
+
+@store.command("list")
+@with_appcontext
+def store_list():
+    _print_table(("CODE", "NAME", "TIMEZONE", "CREATED"),
+                 [(row.code, row.name, row.timezone, _utc(row.created_at)) for row in list_stores(db.session)])
 
 
 @click.group("api-key", help="API keys for POS and e-commerce systems.")
@@ -27,11 +71,34 @@ def api_key():
 @with_appcontext
 def api_key_create(name, store_code, scope):
     """Create a key; it is printed once, alone on the last line, and stored only as a hash."""
-    store = _store_or_fail(store_code)
-    client, key = create_api_client(db.session, name=name, store=store, scope=scope)
+    key_store = _store_or_fail(store_code)
+    with _refusals():
+        client, key = create_api_client(db.session, name=name, store=key_store, scope=scope)
     db.session.commit()
-    click.echo(f"API client {client.id} {name!r} for store {store.code}, scopes: {client.scopes}")
+    click.echo(f"API client {client.id} {name!r} for store {key_store.code}, scopes: {client.scopes}")
     click.echo(key)
+
+
+@api_key.command("list")
+@with_appcontext
+def api_key_list():
+    """Every key, newest first, revoked ones too. LAST_USED is coarse (to within minutes)."""
+    _print_table(("PREFIX", "NAME", "STORE", "SCOPE", "CREATED", "LAST_USED", "REVOKED"), [
+        (client.key_prefix, client.name, client.store.code, "manage" if client.has_scope("manage") else "pos",
+         _utc(client.created_at), _utc(client.last_used_at), _utc(client.revoked_at))
+        for client in list_api_clients(db.session)])
+
+
+@api_key.command("revoke")
+@click.argument("prefix")
+@with_appcontext
+def api_key_revoke(prefix):
+    """Revoke the key PREFIX names (its prefix as `api-key list` shows it). Running web processes
+    refuse it within HOT_CACHE_SECONDS."""
+    with _refusals():
+        client = revoke_api_client_by_prefix(db.session, prefix, actor=None, now=utcnow())
+    db.session.commit()
+    click.echo(f"revoked API key {client.key_prefix} {client.name!r} (store {client.store.code})")
 
 
 @click.group("user", help="Staff accounts.")
@@ -48,13 +115,61 @@ def user():
 def user_create(email, role, password, store_code):
     if password is None:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    store = _store_or_fail(store_code) if store_code or role == "cashier" else None
-    try:
-        staff = create_staff_user(db.session, email=email, role=role, password=password, store=store)
-    except DomainError as error:
-        raise click.ClickException(f"{error.detail}: {error.errors}") from error
+    staff_store = _store_or_fail(store_code) if store_code or role == "cashier" else None
+    with _refusals():
+        staff = create_staff_user(db.session, email=email, role=role, password=password, store=staff_store)
     db.session.commit()
     click.echo(f"staff user {staff.id} {staff.email} ({staff.role})")
+
+
+@user.command("list")
+@with_appcontext
+def user_list():
+    _print_table(("EMAIL", "ROLE", "STORE", "ACTIVE", "CREATED"), [
+        (staff.email, staff.role, staff.store.code if staff.store else None, "yes" if staff.active else "no",
+         _utc(staff.created_at)) for staff in list_staff_users(db.session)])
+
+
+@user.command("disable")
+@click.argument("email")
+@with_appcontext
+def user_disable(email):
+    """The account can no longer sign in, and its open sessions are refused from their next request."""
+    _set_active(email, False)
+
+
+@user.command("enable")
+@click.argument("email")
+@with_appcontext
+def user_enable(email):
+    _set_active(email, True)
+
+
+def _set_active(email: str, active: bool) -> None:
+    word = "enabled" if active else "disabled"
+    with _refusals():
+        staff = staff_by_email(db.session, email)
+        if staff.active == active:
+            click.echo(f"{staff.email} was already {word}")
+            return
+        set_staff_active(db.session, staff, active, actor=None)
+    db.session.commit()
+    click.echo(f"{staff.email} {word}")
+
+
+@user.command("set-password")
+@click.argument("email")
+@click.option("--password", default=None, help="prompted for (hidden, twice) when omitted")
+@with_appcontext
+def user_set_password(email, password):
+    """A new password; every session signed in with the old one ends."""
+    with _refusals():
+        staff = staff_by_email(db.session, email)
+        if password is None:
+            password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+        set_staff_password(db.session, staff, password, actor=None)
+    db.session.commit()
+    click.echo(f"password of {staff.email} changed; their sessions have ended")
 
 
 @click.group("ledger", help="The points ledger.")
@@ -115,10 +230,32 @@ def _store_or_fail(code: str | None) -> Store:
     try:
         return store_by_code(db.session, code)
     except DomainError as error:
-        raise click.ClickException(error.detail) from error
+        hint = "" if code else "; create one first: loyalty store create --code S001 --name NAME"
+        raise click.ClickException(error.detail + hint) from error
 
 
-command_groups = [api_key, user, ledger, demo, worker]
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """A DomainError as a ClickException (exit status 1) naming what was wrong with which field."""
+    try:
+        yield
+    except DomainError as error:
+        fields = "; ".join(f"{field}: {' '.join(messages)}" for field, messages in (error.errors or {}).items())
+        raise click.ClickException(f"{error.detail} ({fields})" if fields else error.detail) from error
+
+
+def _utc(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
+def _print_table(headers: Sequence[str], rows: Sequence[Sequence[str | None]]) -> None:
+    cells = [list(headers), *([cell if cell not in (None, "") else "-" for cell in row] for row in rows)]
+    widths = [max(len(row[column]) for row in cells) for column in range(len(headers))]
+    for row in cells:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+command_groups = [store, api_key, user, ledger, demo, worker]
 
 
 def main():

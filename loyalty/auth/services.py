@@ -1,23 +1,39 @@
-"""Accounts: API keys for POS systems and staff users. Keys and passwords are never stored in clear."""
+"""Accounts: stores, API keys for POS systems and staff users. Keys and passwords are never stored in
+clear. Every change is audited (loyalty/audit.py) with `actor` None meaning the operator CLI; like every
+service these flush and never commit, and bad input raises a DomainError before anything changes."""
 
 import functools
 import hashlib
+import logging
+import re
 import secrets
+import zoneinfo
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
+from loyalty.audit import record_audit
 from loyalty.auth.models import API_SCOPES, STAFF_ROLES, ApiClient, StaffUser, Store
-from loyalty.cache import cached, watch
-from loyalty.errors import ValidationFailed
+from loyalty.cache import cached, hot_cache, watch
+from loyalty.errors import NotFound, ValidationFailed
 
 watch(ApiClient, Store)
+logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "lk_"
+# What lists show of a key and what `api-key revoke` matches against (the stored `key_prefix`).
+SHOWN_KEY_CHARS = 10
+# A revocation names at least this much of a key, so a slip like "lk_" cannot pick one by accident.
+MIN_REVOKE_PREFIX = len(KEY_PREFIX) + 4
+# How often a web process records that a key was used (note_api_key_use).
+KEY_USE_RESOLUTION = timedelta(minutes=5)
+MIN_PASSWORD_LENGTH = 8
+# Store codes are kept upper case ("S001"): what operators type into tills and files.
+STORE_CODE = re.compile(r"[A-Z0-9][A-Z0-9_-]{0,31}")
 # Argon2id: memory-hard, so a stolen table of hashes is expensive to attack with GPUs.
 password_hasher = PasswordHasher()
 
@@ -26,16 +42,111 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_api_client(session: Session, *, name: str, store: Store, scope: str = "pos") -> tuple[ApiClient, str]:
+# --- stores ----------------------------------------------------------------------------------------
+
+def create_store(session: Session, *, code: str, name: str, timezone: str = "Asia/Shanghai",
+                 actor: StaffUser | None) -> Store:
+    """A new store. The code is trimmed and upper-cased ("s001 " is S001), then must be 1-32 letters,
+    digits, "-" or "_" and unique whatever the case; `timezone` is an IANA name ("Europe/Paris")."""
+    code, name, timezone = code.strip().upper(), name.strip(), timezone.strip()
+    errors = {}
+    if not STORE_CODE.fullmatch(code):
+        errors["code"] = ["1-32 letters, digits, '-' or '_'."]
+    elif session.scalar(sa.select(Store.id).where(sa.func.upper(Store.code) == code)):
+        errors["code"] = [f"A store {code} exists."]
+    if not name:
+        errors["name"] = ["Required."]
+    elif len(name) > 200:
+        errors["name"] = ["At most 200 characters."]
+    if not _is_time_zone(timezone):
+        errors["timezone"] = [f"Unknown time zone {timezone!r}: an IANA name such as Asia/Shanghai."]
+    if errors:
+        raise ValidationFailed("store not created", errors=errors)
+    store = Store(code=code, name=name, timezone=timezone)
+    session.add(store)
+    session.flush()
+    record_audit(session, action="store.create", actor=actor, subject=f"store:{code}", after=_store_state(store))
+    return store
+
+
+def _is_time_zone(name: str) -> bool:
+    if not name or len(name) > 64:
+        return False
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def list_stores(session: Session) -> list[Store]:
+    return list(session.scalars(sa.select(Store).order_by(Store.code)))
+
+
+def _store_state(store: Store) -> dict:
+    return {"code": store.code, "name": store.name, "timezone": store.timezone}
+
+
+# --- API clients -----------------------------------------------------------------------------------
+
+def create_api_client(session: Session, *, name: str, store: Store, scope: str = "pos",
+                      actor: StaffUser | None = None) -> tuple[ApiClient, str]:
     """A new client and its key. The key is returned once and only its hash is kept."""
     if scope not in API_SCOPES:
         raise ValidationFailed(f"unknown scope {scope!r}", errors={"scope": [f"One of {', '.join(API_SCOPES)}."]})
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     scopes = "pos manage" if scope == "manage" else "pos"
-    client = ApiClient(name=name, store=store, key_prefix=key[:10], key_sha256=hash_api_key(key), scopes=scopes)
+    client = ApiClient(name=name, store=store, key_prefix=key[:SHOWN_KEY_CHARS], key_sha256=hash_api_key(key),
+                       scopes=scopes)
     session.add(client)
     session.flush()
+    record_audit(session, action="api_key.create", actor=actor, api_client=client,
+                 subject=f"api_key:{client.key_prefix}", after=_api_client_state(client))
     return client, key
+
+
+def list_api_clients(session: Session) -> list[ApiClient]:
+    """Every client, revoked ones too, newest first (each with its store)."""
+    return list(session.scalars(sa.select(ApiClient).order_by(ApiClient.created_at.desc(), ApiClient.id.desc())))
+
+
+def revoke_api_client_by_prefix(session: Session, prefix: str, *, actor: StaffUser | None,
+                                now: datetime) -> ApiClient:
+    """Revoke the one key named by `prefix`: the prefix lists show, any start of it at least
+    MIN_REVOKE_PREFIX long, or the whole key. The commit clears this process's copies of the keys
+    (loyalty/cache.py), so its next request with the key is refused; other web processes refuse it
+    within HOT_CACHE_SECONDS."""
+    prefix = prefix.strip()
+    if len(prefix) < MIN_REVOKE_PREFIX:
+        raise ValidationFailed("prefix too short", errors={
+            "prefix": [f"At least {MIN_REVOKE_PREFIX} characters of the key, as `api-key list` shows them."]})
+    if len(prefix) > SHOWN_KEY_CHARS:
+        named = ApiClient.key_sha256 == hash_api_key(prefix)
+    else:
+        named = ApiClient.key_prefix.startswith(prefix, autoescape=True)
+    found = list(session.scalars(sa.select(ApiClient).where(named).order_by(ApiClient.id)))
+    if not found:
+        # Never more of a key in a message than lists show of it.
+        raise NotFound(f"no API key starts with {prefix[:SHOWN_KEY_CHARS]!r}")
+    if len(found) > 1:
+        names = ", ".join(f"{client.key_prefix} ({client.name})" for client in found)
+        raise ValidationFailed(f"{prefix!r} names {len(found)} keys", errors={
+            "prefix": [f"Ambiguous: {names}. Give more of the key."]})
+    client = found[0]
+    if client.revoked_at is not None:
+        raise ValidationFailed(f"API key {client.key_prefix} was revoked at {client.revoked_at.isoformat()}",
+                               errors={"prefix": ["Already revoked."]})
+    before = _api_client_state(client)
+    client.revoked_at = now
+    session.flush()
+    record_audit(session, action="api_key.revoke", actor=actor, api_client=client,
+                 subject=f"api_key:{client.key_prefix}", before=before, after=_api_client_state(client))
+    return client
+
+
+def _api_client_state(client: ApiClient) -> dict:
+    return {"name": client.name, "store": client.store.code, "scopes": client.scopes,
+            "key_prefix": client.key_prefix, "revoked_at": client.revoked_at}
 
 
 @dataclass(frozen=True)
@@ -76,23 +187,134 @@ def _live_caller(session: Session, key_sha256: str) -> ApiCaller | None:
                      store=StoreCopy(id=store.id, code=store.code, name=store.name, timezone=store.timezone))
 
 
-def revoke_api_client(client: ApiClient, now: datetime) -> None:
-    client.revoked_at = now
+def note_api_key_use(session: Session, caller: ApiCaller, now: datetime) -> None:
+    """Record that the key was used, coarsely: at most once per key per KEY_USE_RESOLUTION in each
+    process (remembered in the hot cache), by a one-row UPDATE in a short transaction of its own. Doing
+    it in the request's transaction would add a write to every call and hold the client's row lock until
+    the request commits, queueing every till that shares the key; "last used" only needs minutes.
+    A failed write is logged and never fails the request."""
+    if (cache := hot_cache()) is None:
+        return
+    cache.get(("api-key-used", caller.id), KEY_USE_RESOLUTION.total_seconds(),
+              lambda: _write_last_used(session.get_bind(), caller.id, now))
 
+
+def _write_last_used(engine: sa.Engine, client_id: int, now: datetime) -> bool:
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                sa.update(ApiClient)
+                .where(ApiClient.id == client_id,
+                       sa.or_(ApiClient.last_used_at.is_(None), ApiClient.last_used_at < now - KEY_USE_RESOLUTION))
+                .values(last_used_at=now))
+    except Exception:
+        logger.warning("could not record the use of API client %s", client_id, exc_info=True)
+    # Remembered either way: a database that refuses the write is not asked again on every request.
+    return True
+
+
+# --- staff users -----------------------------------------------------------------------------------
 
 def create_staff_user(session: Session, *, email: str, role: str, password: str,
-                      store: Store | None = None) -> StaffUser:
-    if role not in STAFF_ROLES:
-        raise ValidationFailed(f"unknown role {role!r}", errors={"role": [f"One of {', '.join(STAFF_ROLES)}."]})
-    if len(password) < 8:
-        raise ValidationFailed("password too short", errors={"password": ["At least 8 characters."]})
+                      store: Store | None = None, actor: StaffUser | None = None) -> StaffUser:
+    """A staff account. A cashier works at a store, so needs one."""
+    _check_role(role, store)
+    _check_password(password)
     email = email.strip().lower()
     if session.scalar(sa.select(StaffUser.id).where(StaffUser.email == email)):
         raise ValidationFailed("email taken", errors={"email": ["A staff user with this email exists."]})
-    user = StaffUser(email=email, role=role, password_hash=password_hasher.hash(password), store=store)
+    user = StaffUser(email=email, role=role, password_hash=password_hasher.hash(password), store=store, active=True)
     session.add(user)
     session.flush()
+    record_audit(session, action="staff.create", actor=actor, subject=_staff_subject(user), after=_staff_state(user))
     return user
+
+
+def list_staff_users(session: Session) -> list[StaffUser]:
+    return list(session.scalars(sa.select(StaffUser).options(selectinload(StaffUser.store))
+                                .order_by(StaffUser.email)))
+
+
+def staff_by_email(session: Session, email: str) -> StaffUser:
+    user = session.scalar(sa.select(StaffUser).where(StaffUser.email == email.strip().lower()))
+    if user is None:
+        raise NotFound(f"no staff user {email.strip()!r}")
+    return user
+
+
+def set_staff_active(session: Session, staff: StaffUser, active: bool, *, actor: StaffUser | None) -> None:
+    """Enable or disable an account. A disabled account cannot sign in and its open sessions are refused
+    from the next request (auth/access.py loads only active accounts). Unchanged: nothing is written."""
+    if staff.active == active:
+        return
+    if not active:
+        _refuse_losing_the_last_admin(session, staff, "disable")
+    before = _staff_state(staff)
+    staff.active = active
+    session.flush()
+    record_audit(session, action="staff.enable" if active else "staff.disable", actor=actor,
+                 subject=_staff_subject(staff), before=before, after=_staff_state(staff))
+
+
+def set_staff_password(session: Session, staff: StaffUser, password: str, *, actor: StaffUser | None) -> None:
+    """A new password. It changes the account's credential stamp, which ends every session and
+    remember-me cookie signed in with the old one (auth/access.py)."""
+    _check_password(password)
+    staff.password_hash = password_hasher.hash(password)
+    session.flush()
+    # Nothing of the password or its hash goes in the trail: only that it changed.
+    record_audit(session, action="staff.password", actor=actor, subject=_staff_subject(staff),
+                 after={"password_changed": True})
+
+
+def set_staff_role(session: Session, staff: StaffUser, role: str, *, actor: StaffUser | None,
+                   store: Store | None = None) -> None:
+    """A new role (and, when given, store). A cashier needs a store; the last active admin stays one."""
+    store = store or staff.store
+    _check_role(role, store)
+    if staff.role == role and store is staff.store:
+        return
+    if staff.role == "admin" and role != "admin":
+        _refuse_losing_the_last_admin(session, staff, "demote")
+    before = _staff_state(staff)
+    staff.role, staff.store = role, store
+    session.flush()
+    record_audit(session, action="staff.role", actor=actor, subject=_staff_subject(staff), before=before,
+                 after=_staff_state(staff))
+
+
+def _check_role(role: str, store: Store | None) -> None:
+    if role not in STAFF_ROLES:
+        raise ValidationFailed(f"unknown role {role!r}", errors={"role": [f"One of {', '.join(STAFF_ROLES)}."]})
+    if role == "cashier" and store is None:
+        raise ValidationFailed("a cashier needs a store", errors={"store": ["Required for a cashier."]})
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationFailed("password too short",
+                               errors={"password": [f"At least {MIN_PASSWORD_LENGTH} characters."]})
+
+
+def _refuse_losing_the_last_admin(session: Session, staff: StaffUser, verb: str) -> None:
+    """Someone must be left who can administer the system. The active admins' rows are locked
+    (PostgreSQL), so two admins disabling each other at once cannot both succeed."""
+    if staff.role != "admin" or not staff.active:
+        return
+    admins = session.scalars(sa.select(StaffUser.id).where(StaffUser.role == "admin", StaffUser.active)
+                             .with_for_update()).all()
+    if set(admins) <= {staff.id}:
+        raise ValidationFailed(f"cannot {verb} the last active admin",
+                               errors={"email": [f"{staff.email} is the last active admin."]})
+
+
+def _staff_subject(staff: StaffUser) -> str:
+    return f"staff:{staff.email}"
+
+
+def _staff_state(staff: StaffUser) -> dict:
+    return {"email": staff.email, "role": staff.role, "store": staff.store.code if staff.store else None,
+            "active": staff.active}
 
 
 def check_password(password_hash: str | None, password: str) -> bool:

@@ -7,7 +7,8 @@ from flask import current_app, g, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import Forbidden, Unauthorized
 
-from loyalty.auth.services import ApiCaller, authenticate_api_key
+from loyalty.auth.services import ApiCaller, authenticate_api_key, note_api_key_use
+from loyalty.clock import utcnow
 from loyalty.extensions import db, limiter
 
 
@@ -24,6 +25,9 @@ def authenticate_request() -> None:
     if client is None:
         raise Unauthorized("a valid API key is required: Authorization: Bearer <key>")
     g.api_client = client
+    # Coarse on purpose (at most every few minutes per key and process, outside this request's
+    # transaction): operators want to know which keys are still in use, not each call.
+    note_api_key_use(db.session, client, utcnow())
 
 
 def current_client() -> ApiCaller:
