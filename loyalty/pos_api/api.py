@@ -8,7 +8,7 @@ from flask import request
 from flask_smorest import Blueprint
 from sqlalchemy.exc import DBAPIError
 
-from loyalty.auth.services import store_by_code
+from loyalty.auth.store_binding import store_for_key
 from loyalty.campaigns import schemas as campaign_schemas
 from loyalty.campaigns.redemption import preview_coupon
 from loyalty.campaigns.services import usable_coupons
@@ -104,6 +104,7 @@ def find_member(member_no: str):
 @members.route("", methods=["POST"])
 @members.arguments(schemas.MemberCreateSchema)
 @members.response(201, schemas.MemberSchema)
+@members.alt_response(403, description="store_code names a store other than the key's")
 @members.alt_response(409, description="duplicate-member or idempotency-conflict")
 def enrol(data):
     """Enrol a member. An `Idempotency-Key` header makes retries safe."""
@@ -111,7 +112,7 @@ def enrol(data):
 
     def work():
         now = utcnow()
-        store = store_by_code(db.session, data["store_code"]) if data.get("store_code") else current_client().store
+        store = store_for_key(current_client(), data.get("store_code"))
         consents = data.get("consents") or {}
         member = enrol_member(
             db.session, load_program(db.session), name=data["name"], email=data.get("email"),
@@ -190,6 +191,7 @@ def decode_cursor(cursor: str) -> int:
 @transactions.route("", methods=["POST"])
 @transactions.arguments(schemas.sale_schema)
 @transactions.response(201, schemas.sale_response_schema)
+@transactions.alt_response(403, description="store_code names a store other than the key's")
 @transactions.alt_response(409, description="idempotency-conflict")
 @transactions.alt_response(422, description="unknown-member, insufficient-points, coupon-invalid, ...")
 def post_sale(sale):

@@ -13,6 +13,7 @@ from loyalty.clock import utcnow
 
 MAX_MONEY = 10**12  # minor units: far beyond any till, small enough for every integer column
 MAX_POINTS = 10**9
+STORE_CODE_RULE = "the key's own store, the default: a key is bound to one store, and any other code is forbidden"
 
 
 class StrictSchema(ma.Schema):
@@ -103,7 +104,7 @@ class MemberCreateSchema(StrictSchema):
     email = fields.Email(validate=validate.Length(max=320))
     phone = fields.String(validate=validate.Length(3, 32))
     birthday = fields.Date()
-    store_code = fields.String(validate=validate.Length(1, 32))
+    store_code = fields.String(validate=validate.Length(1, 32), metadata={"description": STORE_CODE_RULE})
     consents = fields.Nested(ConsentsSchema)
 
     @ma.validates_schema
@@ -190,7 +191,7 @@ class LineSchema(StrictSchema):
 class SaleSchema(StrictSchema):
     external_id = fields.String(required=True, validate=validate.Length(1, 128))
     member = fields.String(validate=validate.Length(1, 200))
-    store_code = fields.String(validate=validate.Length(1, 32))
+    store_code = fields.String(validate=validate.Length(1, 32), metadata={"description": STORE_CODE_RULE})
     channel = fields.String(load_default="pos", validate=validate.OneOf(["pos", "online"]))
     occurred_at = UTCDateTime(required=True, validate=not_in_future)
     currency = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}$"))

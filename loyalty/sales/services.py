@@ -13,8 +13,9 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from loyalty.auth.models import ApiClient, Store
+from loyalty.auth.models import ApiClient
 from loyalty.auth.services import ApiCaller
+from loyalty.auth.store_binding import store_for_key
 from loyalty.bulk import insert_rows
 from loyalty.campaigns.redemption import (
     CouponPlan,
@@ -102,14 +103,13 @@ def post_sales(session: Session, program: Program, client: ApiClient | ApiCaller
     redemptions, and the ledger rows of every wallet, a few multi-row statements in all."""
     members = resolve_member_codes(session, [sale["member"] for sale in sales if sale.get("member")], now,
                                    lock=True, columns=POSTING_COLUMNS)
-    stores = _stores_by_code(session, client, sales)
     wallets = wallets_for(session, {found.id: found for found in members.values() if isinstance(found, Member)}
                           .values())
     climbing = climbers(session, program, [wallet.member for wallet in wallets.values()], now)
     results: list[SaleResult | DomainError] = []
     for sale in sales:
         try:
-            results.append(_post_sale(session, program, client, sale, members, stores, wallets, climbing, now))
+            results.append(_post_sale(session, program, client, sale, members, wallets, climbing, now))
         except DomainError as error:
             results.append(error)
     _write_sales(session, [result.transaction for result in results if isinstance(result, SaleResult)], now)
@@ -118,8 +118,8 @@ def post_sales(session: Session, program: Program, client: ApiClient | ApiCaller
     return results
 
 
-def _post_sale(session, program, client, sale, members, stores, wallets, climbing: Climbers, now) -> SaleResult:
-    store = _store_for(sale, stores)
+def _post_sale(session, program, client, sale, members, wallets, climbing: Climbers, now) -> SaleResult:
+    store = store_for_key(client, sale.get("store_code"))
     wallet = _wallet_for(sale, members, wallets)
     _check_sale(program, sale, wallet, now)
     coupons = plan_coupons(session, sale.get("coupons") or [], wallet.member if wallet else None,
@@ -207,22 +207,6 @@ def _earn(program: Program, wallet: Wallet, row: SaleRow, climbing: Climbers, no
                       expires_at=expires_at, qualifying_points=earning.base_points, transaction=row,
                       reason=f"sale {row.external_id}", source="transaction")
     climbing.add(member, earning.base_points, row.occurred_at, now)
-
-
-def _stores_by_code(session: Session, client: ApiClient | ApiCaller, sales: Sequence[dict]) -> dict[str, Store]:
-    codes = {sale["store_code"] for sale in sales if sale.get("store_code")} - {client.store.code}
-    stores = {client.store.code: client.store, None: client.store}
-    if codes:
-        stores.update({store.code: store for store in session.scalars(sa.select(Store).where(Store.code.in_(codes)))})
-    return stores
-
-
-def _store_for(sale: dict, stores: dict) -> Store:
-    store = stores.get(sale.get("store_code"))
-    if store is None:
-        raise ValidationFailed("unknown store",
-                               errors={"store_code": [f"No store has the code {sale['store_code']!r}."]})
-    return store
 
 
 def _wallet_for(sale: dict, members: dict, wallets: dict[int, Wallet]) -> Wallet | None:

@@ -83,6 +83,24 @@ def test_each_item_stands_on_its_own(pos, factory, app):
     assert pos.get(f"/members/{member_no}").get_json()["points"]["balance"] == 228
 
 
+@pytest.mark.usefixtures("batch_parts")
+def test_an_item_naming_another_store_fails_alone(pos, factory, app):
+    """Issue 12, finding 11: a key is bound to one store; a batch item naming another is forbidden,
+    and the items around it are posted."""
+    factory.store("S002")
+    member_no = factory.member()
+    items = [sale("S-own", 10000, member_no), sale("S-theirs", 10000, member_no, store_code="S002"),
+             sale("S-named", 10000, member_no, store_code="S001")]
+
+    results = pos.post("/transactions/batch", json={"sales": items}).get_json()["results"]
+
+    assert [(r["external_id"], r["status"]) for r in results] == [("S-own", 201), ("S-theirs", 403), ("S-named", 201)]
+    assert slug(results[1]) == "forbidden"
+    assert sale_ids(app) == ["S-named", "S-own"]
+    assert {pos.get(f"/transactions/{external_id}").get_json()["store_code"] for external_id in ("S-own", "S-named")} \
+        == {"S001"}
+
+
 def test_a_batch_posted_again_replays_the_good_items_and_changes_nothing(pos, factory, app):
     member_no = factory.member()
     items = [sale("S-1", 10000, member_no), sale("S-2", 12800, UNKNOWN_MEMBER_NO), sale("S-3", 5000, member_no)]

@@ -70,14 +70,13 @@ def test_enrol_with_phone_only_normalises_it_to_e164(pos, factory):
 
 
 def test_enrol_records_the_enrolment_tier_and_home_store(pos, factory, app):
-    factory.store("S002")
-    response = pos.post("/members", json={"name": "Li Lei", "email": "li@example.com", "store_code": "S002"})
+    response = pos.post("/members", json={"name": "Li Lei", "email": "li@example.com", "store_code": "S001"})
 
     assert response.status_code == 201
     with app.app_context():
         member = db.session.scalar(sa.select(Member).where(Member.member_no == response.get_json()["member_no"]))
         assert member.tier.code == "BRONZE"
-        assert db.session.get(Store, member.home_store_id).code == "S002"
+        assert db.session.get(Store, member.home_store_id).code == "S001"
         changes = db.session.scalars(sa.select(TierChange).where(TierChange.member_id == member.id)).all()
         assert [change.reason for change in changes] == ["enrolment"]
 
@@ -107,13 +106,21 @@ def test_enrol_refuses_an_overlong_idempotency_key(pos, app):
                     headers={"Idempotency-Key": "k" * 255}).status_code == 201
 
 
-def test_enrol_refuses_an_invalid_phone_and_an_unknown_store(pos, app):
+def test_enrol_refuses_an_invalid_phone(pos, app):
     bad_phone = assert_problem(pos.post("/members", json={"name": "X", "phone": "+86 12"}), 422, "validation-error")
-    bad_store = assert_problem(pos.post("/members", json={"name": "X", "email": "x@example.com",
-                                                          "store_code": "NOPE"}), 422, "validation-error")
 
     assert "phone" in bad_phone["errors"]
-    assert "store_code" in bad_store["errors"]
+    assert count_members(app) == 0
+
+
+def test_a_key_cannot_enrol_members_into_another_store(pos, factory, app):
+    """Issue 12, finding 11: a key is bound to one store, for enrolment too: another store's code, or
+    a code no store has, is forbidden."""
+    factory.store("S002")
+    for store_code in ("S002", "NOPE"):
+        assert_problem(pos.post("/members", json={"name": "X", "email": "x@example.com", "store_code": store_code}),
+                       403, "forbidden")
+
     assert count_members(app) == 0
 
 

@@ -139,22 +139,25 @@ def test_anonymous_sale_cannot_redeem(pos, app):
     assert transaction_count(app) == 0
 
 
-def test_store_code_defaults_to_the_key_store_and_may_name_another(pos, factory):
-    factory.store("S002")
+def test_store_code_defaults_to_the_key_store_and_may_name_it(pos):
     pos.sale(None, 100, external_id="S-home")
-    pos.sale(None, 100, external_id="S-other", store_code="S002")
+    pos.sale(None, 100, external_id="S-named", store_code="S001")
 
     assert pos.get("/transactions/S-home").get_json()["store_code"] == "S001"
-    assert pos.get("/transactions/S-other").get_json()["store_code"] == "S002"
+    assert pos.get("/transactions/S-named").get_json()["store_code"] == "S001"
 
 
-def test_unknown_store_is_refused(pos, factory, app):
+def test_a_key_cannot_post_into_another_store(pos, factory, app):
+    """Issue 12, finding 11: a key is bound to one store (API.md). A `pos` key of S001 naming S002 is
+    forbidden, and so is a code no store has (a key learns nothing about which codes exist)."""
+    factory.store("S002")
     member_no = factory.member()
 
-    body = assert_problem(pos.sale(member_no, 100, store_code="S999"), 422, "validation-error")
-
-    assert "store_code" in body["errors"]
+    for store_code in ("S002", "S999", "s001"):
+        body = assert_problem(pos.sale(member_no, 10000, store_code=store_code), 403, "forbidden")
+        assert "S001" in body["detail"]
     assert transaction_count(app) == 0
+    assert pos.get(f"/members/{member_no}").get_json()["points"]["balance"] == 0
 
 
 def test_subtotal_below_amount_is_refused(pos, factory, app):
