@@ -45,6 +45,10 @@ def timezone_choices() -> list[str]:
     return sorted(zones | {"UTC"})
 
 
+def _strip(value: str | None) -> str | None:
+    return value.strip() if isinstance(value, str) else value
+
+
 class StoreForm(FlaskForm):
     code = StringField(_l("Store code"), validators=[
         DataRequired(), Length(max=32),
@@ -63,7 +67,7 @@ def store_choices(stores, *, none_label=None) -> list[SelectChoice]:
 
 
 class NewStaffForm(FlaskForm):
-    email = EmailField(_l("Email"), validators=[DataRequired(), Email(), Length(max=320)],
+    email = EmailField(_l("Email"), validators=[DataRequired(), Email(), Length(max=320)], filters=[_strip],
                        render_kw={"autocomplete": "off", "autocapitalize": "none"})
     role = SelectField(_l("Role"), choices=[SelectChoice(role, ROLE_LABELS[role]) for role in STAFF_ROLES],
                        default="cashier", validators=[DataRequired()])

@@ -125,8 +125,7 @@ def tier(tier_id: int):
     db.session.commit()
     if not changed:
         flash(_("Nothing was changed."), "info")
-    elif "members_moved_up" in changed:
-        moved = changed["members_moved_up"][1]
+    elif moved := changed.get("members_moved_up", (0, 0))[1]:
         flash(ngettext("%(tier)s saved: %(num)s member moved up at once.",
                        "%(tier)s saved: %(num)s members moved up at once.", moved, tier=found.name), "success")
     else:
