@@ -107,7 +107,7 @@ class PasswordForm(FlaskForm):
 
 
 class ApiKeyForm(FlaskForm):
-    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
+    name = StringField(_l("Key name"), validators=[DataRequired(), Length(max=200)])
     store = SelectField(_l("Store"), choices=[], validators=[DataRequired()])
     scope = SelectField(_l("Scope"), choices=[SelectChoice(scope, SCOPE_LABELS[scope]) for scope in API_SCOPES],
                         default="pos", validators=[DataRequired()])
@@ -156,7 +156,7 @@ class SettingsForm(FlaskForm):
 
 
 class TierForm(FlaskForm):
-    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=100)])
+    name = StringField(_l("Tier name"), validators=[DataRequired(), Length(max=100)])
     threshold = IntegerField(_l("Qualifying points needed"), validators=[InputRequired(message=WHOLE_NUMBER)])
     multiplier = StringField(_l("Earn multiplier"), validators=[DataRequired(), Length(max=10)])
     benefits = TextAreaField(_l("Benefits"), validators=[Optional(), Length(max=2000)])

@@ -13,6 +13,7 @@ from loyalty.auth.access import current_staff, staff_required
 from loyalty.clock import utcnow
 from loyalty.errors import ValidationFailed
 from loyalty.extensions import db
+from loyalty.i18n import number
 from loyalty.points import program_changes
 from loyalty.points.models import Tier
 from loyalty.points.program import load_program
@@ -56,10 +57,10 @@ def _threshold_rule(tier: Tier) -> str:
         return _("The lowest tier's threshold is always 0: every member holds at least this tier.")
     lower = tiers[index - 1]
     if index + 1 == len(tiers):
-        return _("More than %(lower)s's %(points)s points.", lower=lower.name, points=f"{lower.threshold:,}")
+        return _("More than %(lower)s's %(points)s points.", lower=lower.name, points=number(lower.threshold))
     upper = tiers[index + 1]
     return _("More than %(lower)s's %(low)s points and less than %(upper)s's %(high)s.", lower=lower.name,
-             low=f"{lower.threshold:,}", upper=upper.name, high=f"{upper.threshold:,}")
+             low=number(lower.threshold), upper=upper.name, high=number(upper.threshold))
 
 
 def _refuse(form, error: ValidationFailed, rules: dict, renamed: dict) -> None:

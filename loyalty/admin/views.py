@@ -328,8 +328,9 @@ def _trail_page(template: str, *, access: bool):
     form = AuditFilterForm(request.args)
     if not form.validate():
         return render_template(template, form=form, page=None, member=None), 422
-    where = AuditFilter(action=VIEW_ACTION if access else (form.action.data or "").strip(),
-                        actor=form.actor.data or "", member_no=(form.member.data or "").strip())
+    action = VIEW_ACTION if access else (form.action.data or "").strip()
+    where = AuditFilter(action=action, actor=form.actor.data or "", member_no=(form.member.data or "").strip(),
+                        leave_out="" if action == VIEW_ACTION else VIEW_ACTION)
     member = get_member_by_no(db.session, where.member_no) if where.member_no else None
     if member is not None:
         # One member's history is a look at that member: it goes in the data-access log too.

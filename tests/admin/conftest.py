@@ -29,6 +29,7 @@ def _cheap_password_hashing(monkeypatch):
 def admin(console, staff) -> Console:  # noqa: F811  (the fixtures imported above)
     """The console signed in as the admin, having opened /admin/ (so it holds a CSRF token)."""
     console.sign_in_staff(staff.admin)
+    console.token_staff_id = staff.admin  # a CSRF token from an admin page when the last page had none
     assert console.get("/admin/").status_code == 200
     return console
 

@@ -1,6 +1,6 @@
-"""The Simplified Chinese catalogue: every string of the portal, the sign-in pages, the shared layout and
-the emails is translated, the committed .mo is the compiled .po, and no translation drops or renames a
-placeholder (which would break the page at render time)."""
+"""The Simplified Chinese catalogue: every string of the portal, the sign-in pages, the shared layout,
+the emails and the admin console is translated, the committed .mo is the compiled .po, and no
+translation drops or renames a placeholder (which would break the page at render time)."""
 
 import re
 from pathlib import Path
@@ -15,8 +15,8 @@ from loyalty import PROJECT_ROOT
 
 CATALOGUE = PROJECT_ROOT / "loyalty" / "translations" / "zh" / "LC_MESSAGES"
 # What this catalogue promises to cover completely; other teams' strings are translated as they land.
-COVERED = re.compile(r"^(templates/(base\.html|_form\.html|errors/|portal/|staff_auth/)"
-                     r"|loyalty/(auth/|members/portal_|i18n\.py|web\.py))")
+COVERED = re.compile(r"^(templates/(base\.html|_form\.html|errors/|portal/|staff_auth/|admin/)"
+                     r"|loyalty/(auth/|admin/|members/portal_|i18n\.py|web\.py))")
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]")
 
 
