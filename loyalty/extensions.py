@@ -5,11 +5,10 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
-from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 
 from loyalty.auth import limiter_storage  # noqa: F401  registers the "loyalty-memory://" counters
-from loyalty.db import Base
+from loyalty.db import Base, SQLAlchemy
 from loyalty.pos_api.openapi import ProblemApi
 
 db = SQLAlchemy(model_class=Base)

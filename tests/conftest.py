@@ -59,8 +59,8 @@ def app(servers, clock):
         "TESTING": True,
         "SECRET_KEY": "test-secret-key",
         "SQLALCHEMY_DATABASE_URI": servers["database_url"],
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 60, "max_overflow": 20}
-        if servers["database_url"].startswith("postgresql") else {},
+        # A connection for every thread of the concurrency tests (tests/invariants), on both databases.
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 60, "max_overflow": 20},
         "REDIS_URL": servers["redis_url"],
         "CLOCK": clock,
         "WTF_CSRF_ENABLED": True,
@@ -68,6 +68,9 @@ def app(servers, clock):
     with app.app_context():
         upgrade(revision="heads")
         seed = _snapshot(_db.engine, SEED_TABLES)
+        # Closing every connection moves the WAL into the file (loyalty/db.py): the file alone is then
+        # the whole database, ready to copy.
+        _db.engine.dispose()
     app.extensions["loyalty-test-seed"] = seed
     if servers["database_url"].startswith("sqlite"):
         _db_file = servers["database_url"].removeprefix("sqlite:///")
@@ -88,7 +91,10 @@ def _reset_database(app, servers):
     engine = _db.engine
     if engine.dialect.name == "sqlite":
         engine.dispose()
-        shutil.copyfile(servers["tmp"] / "template.db", servers["database_url"].removeprefix("sqlite:///"))
+        database = Path(servers["database_url"].removeprefix("sqlite:///"))
+        for wal_file in (database.with_name(database.name + "-wal"), database.with_name(database.name + "-shm")):
+            wal_file.unlink(missing_ok=True)  # else replayed onto the fresh copy
+        shutil.copyfile(servers["tmp"] / "template.db", database)
         return
     seed = app.extensions["loyalty-test-seed"]
     with engine.begin() as connection:

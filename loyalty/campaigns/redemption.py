@@ -286,7 +286,7 @@ def redeem_coupons(session: Session, plan: CouponPlan, now: datetime) -> None:
     `record_redemptions` once the sale row has its id."""
     if not plan.applied:
         return
-    _begin_sqlite_transaction(session)
+    # On SQLite the SAVEPOINT opens the transaction, with the write lock (loyalty/db.py).
     with session.begin_nested():
         for item in sorted(plan.applied, key=lambda item: item.coupon.id):
             _claim_coupon_use(session, item, now)
@@ -306,14 +306,6 @@ def record_redemptions(session: Session, plan: CouponPlan, transaction_id: int, 
             coupon_id=item.coupon.id, offer_id=item.offer.id, member_id=plan.member.id if plan.member else None,
             transaction_id=transaction_id, discount=item.discount, created_at=now,
         ))
-
-
-def _begin_sqlite_transaction(session: Session) -> None:
-    """pysqlite opens its transaction only at the first write, so a SAVEPOINT taken before any write
-    would itself be the transaction and its RELEASE a commit, out of reach of the caller's rollback."""
-    connection = session.connection()
-    if connection.dialect.name == "sqlite" and not connection.connection.dbapi_connection.in_transaction:
-        connection.exec_driver_sql("BEGIN")
 
 
 def _claim_coupon_use(session: Session, item: AppliedCoupon, now: datetime) -> None:
