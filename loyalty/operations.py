@@ -12,11 +12,8 @@ import hmac
 import logging
 
 import sqlalchemy as sa
-from alembic.script import ScriptDirectory
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from sqlalchemy.pool import NullPool
-
-from loyalty.extensions import db
 
 operations = Blueprint("operations", __name__)
 
@@ -83,12 +80,13 @@ def check_database() -> dict[str, str]:
             current = _database_revisions(connection)
     except Exception as error:  # whatever the driver raises, the probe answers rather than fails
         return {"database": f"unreachable: {_reason(error)}", "migrations": "unknown"}
-    heads = _script_heads()
+    heads, known = _script_revisions()
     if current == heads:
         return {"database": "ok", "migrations": "ok"}
     if not current:
         return {"database": "ok", "migrations": "not applied"}
-    state = "unknown revision" if current - heads else "behind head"
+    # Unknown: migrated by newer code than this process runs (or another branch of history).
+    state = "unknown revision" if current - known else "behind head"
     return {"database": "ok",
             "migrations": f"{state}: database at {', '.join(sorted(current))}, code at {', '.join(sorted(heads))}"}
 
@@ -122,6 +120,8 @@ def _probe_engine() -> sa.Engine:
     engine opening a fresh connection per probe with a connect timeout: the app's pool would hand out a
     connection the server already dropped, or wait for one while every thread holds one. An SQLite file
     has no server and no pool worth avoiding."""
+    from loyalty.extensions import db
+
     state = _state()
     engine = state.get("engine")
     if engine is None:
@@ -135,13 +135,18 @@ def _probe_engine() -> sa.Engine:
     return engine
 
 
-def _script_heads() -> set[str]:
-    """The migration scripts' heads, read once per process (they change only with a deploy)."""
+def _script_revisions() -> tuple[set[str], set[str]]:
+    """(heads, every revision) of the migration scripts, read once per process: they change only with
+    a deploy, and reading them imports every script."""
+    from alembic.script import ScriptDirectory
+
     state = _state()
-    heads = state.get("heads")
-    if heads is None:
-        heads = state.setdefault("heads", set(ScriptDirectory(current_app.extensions["migrate"].directory).get_heads()))
-    return heads
+    revisions = state.get("revisions")
+    if revisions is None:
+        scripts = ScriptDirectory(current_app.extensions["migrate"].directory)
+        revisions = state.setdefault("revisions", (set(scripts.get_heads()),
+                                                   {script.revision for script in scripts.walk_revisions()}))
+    return revisions
 
 
 def _state() -> dict:

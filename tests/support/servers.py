@@ -53,11 +53,25 @@ def postgres_cluster(*, durable: bool = False, prefix: str = "loyalty-pg-"):
                                   str(root / "log"), "start"]), check=True, capture_output=True)
         postmaster = int((data / "postmaster.pid").read_text().split()[0])
         yield {"port": port, "pid": postmaster,
-               "url": f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"}
+               "url": f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres",
+               "data": str(data), "options": options, "log": str(root / "log")}
     finally:
         subprocess.run(_as_owner([_pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
                        capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def stop_cluster(cluster: dict, mode: str = "fast") -> None:
+    """Stop a cluster of `postgres_cluster` and wait until it is down (it can be started again)."""
+    subprocess.run(_as_owner([_pg_bin("pg_ctl"), "-D", cluster["data"], "-m", mode, "-w", "stop"]),
+                   check=True, capture_output=True)
+
+
+def start_cluster(cluster: dict) -> None:
+    """Start a stopped cluster of `postgres_cluster` again, on its port, and wait until it accepts
+    connections."""
+    subprocess.run(_as_owner([_pg_bin("pg_ctl"), "-D", cluster["data"], "-o", cluster["options"], "-w", "-l",
+                              cluster["log"], "start"]), check=True, capture_output=True)
 
 
 @contextmanager
