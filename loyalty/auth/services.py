@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, object_session, selectinload
 
 from loyalty.audit import record_audit
 from loyalty.auth.models import API_SCOPES, STAFF_ROLES, ApiClient, StaffUser, Store
@@ -132,16 +132,21 @@ def revoke_api_client_by_prefix(session: Session, prefix: str, *, actor: StaffUs
         names = ", ".join(f"{client.key_prefix} ({client.name})" for client in found)
         raise ValidationFailed(f"{prefix!r} names {len(found)} keys", errors={
             "prefix": [f"Ambiguous: {names}. Give more of the key."]})
-    client = found[0]
+    revoke_api_client(found[0], now, actor=actor)
+    return found[0]
+
+
+def revoke_api_client(client: ApiClient, now: datetime, *, actor: StaffUser | None = None) -> None:
+    """Revoke this client's key, audited in the client's own session (see revoke_api_client_by_prefix)."""
     if client.revoked_at is not None:
         raise ValidationFailed(f"API key {client.key_prefix} was revoked at {client.revoked_at.isoformat()}",
                                errors={"prefix": ["Already revoked."]})
+    session = object_session(client)
     before = _api_client_state(client)
     client.revoked_at = now
     session.flush()
     record_audit(session, action="api_key.revoke", actor=actor, api_client=client,
                  subject=f"api_key:{client.key_prefix}", before=before, after=_api_client_state(client))
-    return client
 
 
 def _api_client_state(client: ApiClient) -> dict:
