@@ -1,8 +1,9 @@
 """The one audit writer: who did what to whom, with the state before and after (AuditEvent).
 
-Actions are named `<thing>.<verb>` (`store.create`, `api_key.revoke`, `staff.disable`, ...). No actor
-means the operator CLI. `subject` names a target that is not a member (`store:S001`,
-`staff:ann@example.com`, `api_key:lk_ab12cde`); a member is named by `member_id`, so erasure finds it.
+Actions are named `<thing>.<verb>` (`store.create`, `api_key.revoke`, `staff.disable`, ...). `actor`
+(a staff user) or `api_client` (a POS or e-commerce system) is who acted; neither means the operator
+CLI. `subject` names a target that is not a member (`store:S001`, `staff:ann@example.com`,
+`api_key:lk_ab12cde`); a member is named by `member_id`, so erasure finds it.
 """
 
 from datetime import datetime

@@ -100,8 +100,8 @@ def create_api_client(session: Session, *, name: str, store: Store, scope: str =
                        scopes=scopes)
     session.add(client)
     session.flush()
-    record_audit(session, action="api_key.create", actor=actor, api_client=client,
-                 subject=f"api_key:{client.key_prefix}", after=_api_client_state(client))
+    record_audit(session, action="api_key.create", actor=actor, subject=f"api_key:{client.key_prefix}",
+                 after=_api_client_state(client))
     return client, key
 
 
@@ -145,8 +145,8 @@ def revoke_api_client(client: ApiClient, now: datetime, *, actor: StaffUser | No
     before = _api_client_state(client)
     client.revoked_at = now
     session.flush()
-    record_audit(session, action="api_key.revoke", actor=actor, api_client=client,
-                 subject=f"api_key:{client.key_prefix}", before=before, after=_api_client_state(client))
+    record_audit(session, action="api_key.revoke", actor=actor, subject=f"api_key:{client.key_prefix}",
+                 before=before, after=_api_client_state(client))
 
 
 def _api_client_state(client: ApiClient) -> dict:
