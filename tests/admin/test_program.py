@@ -33,8 +33,9 @@ def test_settings_form_shows_the_program_in_yuan(admin):
     assert 'id="tier-GOLD"' in html and "×1.50" in html
 
 
-@pytest.mark.parametrize(("typed", "fen"), [("0.01", 1), ("0.10", 10), ("12.34", 1234), ("5", 500),
-                                            ("¥2.5", 250), ("1000000.99", 100000099)])
+# 0.29 and 1.15 are what a float would get wrong (0.29 * 100 == 28.999999999999996).
+@pytest.mark.parametrize(("typed", "fen"), [("0.01", 1), ("0.10", 10), ("0.29", 29), ("1.15", 115), ("12.34", 1234),
+                                            ("5", 500), ("¥2.5", 250), ("1000000.99", 100000099)])
 def test_money_becomes_fen_exactly(admin, admin_db, typed, fen):
     response = admin.post("/admin/program/settings", {**SETTINGS, "redeem_value": typed})
     assert response.status_code == 302
