@@ -1,9 +1,9 @@
 """The admin console (/admin/): what an operator needs to run the shop from a browser. Admins only.
 
-- `views.py`: the blueprint, its overview, stores, staff accounts, API keys (a new key is shown once,
-  in the answer to the POST that made it), and the audit trail with its data-access view.
-- `program_views.py`: the program's settings and tiers, a new threshold previewed (members moving up
-  and down) before it is saved.
+- `views.py`: blueprint `admin` (/admin/): overview, stores, staff accounts, API keys (a new key is
+  shown once, in the answer to the POST that made it), the audit trail and its data-access view.
+- `program_views.py`: blueprint `admin_program` (/admin/program/): the program's settings and tiers,
+  a new threshold previewed (members moving up and down) before it is saved.
 - `forms.py`: the forms (shape only; money typed in yuan becomes integer fen there).
 
 Views parse a form, call a domain service (auth.services, points.program_changes,
