@@ -36,7 +36,7 @@ def adjust(session, member_no: str, points: int, reason: str, staff_id: int, now
 def written(session) -> tuple[int, int]:
     """(adjust entries, audit events) in the database."""
     return (session.scalar(sa.select(sa.func.count(PointsEntry.id)).where(PointsEntry.kind == "adjust")),
-            session.scalar(sa.select(sa.func.count(AuditEvent.id))))
+            session.scalar(sa.select(sa.func.count(AuditEvent.id)).where(AuditEvent.action == "points.adjust")))
 
 
 def test_a_credit_is_recorded_audited_and_redeemable_at_once(session, factory, pos, staff_id):
@@ -47,7 +47,7 @@ def test_a_credit_is_recorded_audited_and_redeemable_at_once(session, factory, p
 
     assert (entry.kind, entry.points, entry.reason, entry.staff_user_id, entry.source) == (
         "adjust", 250, "goodwill: late delivery", staff_id, "staff")
-    event = session.scalar(sa.select(AuditEvent))
+    event = session.scalar(sa.select(AuditEvent).where(AuditEvent.action == "points.adjust"))
     assert event.action == "points.adjust"
     assert event.staff_user_id == staff_id
     assert event.member_id == entry.member_id
@@ -70,7 +70,7 @@ def test_a_deduction_takes_points_soonest_expiring_first(session, factory, pos, 
 
     assert pos.get(f"/members/{member_no}").get_json()["points"]["expiring"] == [
         {"points": 150, "expires_at": "2027-11-23T00:00:00Z"}]
-    event = session.scalar(sa.select(AuditEvent))
+    event = session.scalar(sa.select(AuditEvent).where(AuditEvent.action == "points.adjust"))
     assert (event.before, event.after["points_balance"], event.after["points"]) == (
         {"points_balance": 300}, 150, -150)
     assert verify_ledger(session).ok
