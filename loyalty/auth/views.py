@@ -1,5 +1,8 @@
 """Staff sign-in and sign-out (/staff/login, /staff/logout). The console itself is `members.staff_views`."""
 
+import unicodedata
+from urllib.parse import unquote
+
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
@@ -63,7 +66,23 @@ def _console_home(role: str = "cashier") -> str:
 
 
 def safe_next_url(target: str | None) -> str | None:
-    """`next` only when it is a path on this site: never another host (an open redirect)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """`next` only when it is a path on this site, else None (the caller's default page).
+
+    A browser drops tabs and newlines from a Location and reads a backslash as a slash, so
+    "/<tab>/evil.example/" would take it to //evil.example/; and a CR/LF in a header is a server error.
+    Hence: a single leading "/", no backslash, no whitespace or control character anywhere, checked
+    again after each round of percent-decoding (a %09 is a tab to whoever decodes it next)."""
+    if not target:
         return None
+    seen = None
+    form = target
+    while form != seen:
+        if not _plain_local_path(form):
+            return None
+        seen, form = form, unquote(form)
     return target
+
+
+def _plain_local_path(path: str) -> bool:
+    return (path.startswith("/") and path[1:2] != "/" and "\\" not in path
+            and not any(char.isspace() or unicodedata.category(char).startswith("C") for char in path))
