@@ -48,13 +48,23 @@ def register_metrics(app: Flask) -> None:
     app.after_request(observe_request)
 
 
+# (endpoint, method, status) -> its counter and histogram series: `labels()` checks and locks on every
+# call, a dict lookup does not (bench/request_hooks.py). As bounded as the series themselves.
+_series: dict[tuple[str, str, int], tuple] = {}
+
+
 def observe_request(response):
     started = g.get("request_started")
-    endpoint = request.endpoint or UNMATCHED
-    method = request.method if request.method in KNOWN_METHODS else "other"
-    HTTP_REQUESTS.labels(endpoint, method, str(response.status_code)).inc()
+    method = request.method
+    key = (request.endpoint or UNMATCHED, method if method in KNOWN_METHODS else "other", response.status_code)
+    series = _series.get(key)
+    if series is None:
+        endpoint, method, status = key
+        series = _series.setdefault(key, (HTTP_REQUESTS.labels(endpoint, method, str(status)),
+                                          HTTP_DURATION.labels(endpoint, method)))
+    series[0].inc()
     if started is not None:
-        HTTP_DURATION.labels(endpoint, method).observe(perf_counter() - started)
+        series[1].observe(perf_counter() - started)
     return response
 
 
