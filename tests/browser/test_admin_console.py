@@ -11,7 +11,7 @@ import pytest
 
 from loyalty.auth.services import create_staff_user
 from loyalty.extensions import db
-from tests.browser.conftest import PASSWORD, staff_sign_in
+from tests.browser.conftest import PASSWORD, assert_fits_the_screen, staff_sign_in
 
 pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api", reason="playwright is not installed").expect
@@ -141,3 +141,19 @@ def test_an_operator_sets_up_the_shop(app, new_context, screenshot):
     expect(page.locator("#nav-overview")).to_have_text("管理后台")
     assert "Earning, redeeming and expiry" not in page.content()
     screenshot(page, "admin-program-zh")
+
+
+def test_every_admin_page_fits_a_phone(app, factory, pos, new_context):
+    """On a phone nothing is wider than the screen: wide tables scroll inside their box."""
+    factory.staff("admin@example.com", "admin", password=PASSWORD)
+    cashier = factory.staff("ann@example.com", "cashier", password=PASSWORD)
+    page = new_context(locale="en-GB").new_page()
+    staff_sign_in(page, "admin@example.com", "/admin/")
+    with app.app_context():
+        from loyalty.points.models import Tier
+
+        gold = db.session.query(Tier).filter_by(code="GOLD").one().id
+    for path in ("/admin/", "/admin/stores", "/admin/staff", f"/admin/staff/{cashier}", "/admin/keys",
+                 "/admin/program/", f"/admin/program/tiers/{gold}", "/admin/audit", "/admin/access"):
+        page.goto(path)
+        assert_fits_the_screen(page)
