@@ -51,6 +51,9 @@ def configure(app: Flask, overrides: Mapping | None) -> None:
         if not development:
             raise RuntimeError("LOYALTY_SECRET_KEY must be set outside development")
         app.config["SECRET_KEY"] = _development_secret(Path(app.instance_path))
+    if not app.config["PUBLIC_BASE_URL"] and not development:
+        # Links in emails would otherwise follow the request's Host header, which a client can forge.
+        raise RuntimeError("LOYALTY_PUBLIC_BASE_URL must be set outside development")
 
 
 def _with_psycopg_driver(uri: str) -> str:

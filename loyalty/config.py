@@ -89,7 +89,11 @@ class DefaultConfig:
     SMTP_TIMEOUT_SECONDS = 10
     MAIL_SENDER = "loyalty@localhost"
     # Links in emails are built on this base ("https://loyalty.example.com") rather than on the
-    # request's Host header, which a client can forge. None: the request's host (development).
+    # request's Host header, which a client can forge. Required outside development (`configure`
+    # refuses to start without it); None in development: the request's host.
+    # TRUSTED_HOSTS (Flask's own key, LOYALTY_TRUSTED_HOSTS='["loyalty.example.com"]') is left unset:
+    # with the base URL pinned, a forged Host no longer reaches a link, and a load balancer's or
+    # orchestrator's probes of /healthz and /readyz by address would otherwise be refused with 400.
     PUBLIC_BASE_URL = None
 
     # Logs (loyalty/logs.py), all on stderr: "json" (one object per line, for a log collector) or

@@ -1,16 +1,18 @@
-"""Secrets and cookies: production refuses to start without a SECRET_KEY, and its session and
-remember-me cookies are Secure, HttpOnly and SameSite=Lax."""
+"""Secrets and cookies: production refuses to start without a SECRET_KEY or its public base URL, and
+its session and remember-me cookies are Secure, HttpOnly and SameSite=Lax."""
 
 import pytest
 from flask import Flask
 
 from loyalty import configure, create_app
 
+BASE_URL = "https://loyalty.example.com"
+
 
 @pytest.fixture
 def clean_environment(monkeypatch):
     for key in ("LOYALTY_SECRET_KEY", "LOYALTY_ENVIRONMENT", "LOYALTY_SESSION_COOKIE_SECURE",
-                "LOYALTY_REMEMBER_COOKIE_SECURE"):
+                "LOYALTY_REMEMBER_COOKIE_SECURE", "LOYALTY_PUBLIC_BASE_URL"):
         monkeypatch.delenv(key, raising=False)
 
 
@@ -25,14 +27,25 @@ def test_secret_key_is_required_outside_development(clean_environment):
         create_app({"ENVIRONMENT": "production"})
 
 
+def test_the_public_base_url_is_required_outside_development(clean_environment):
+    """Else reset links would be built on the request's Host header, which a client can forge."""
+    with pytest.raises(RuntimeError, match="LOYALTY_PUBLIC_BASE_URL"):
+        create_app({"ENVIRONMENT": "production", "SECRET_KEY": "s3cret"})
+
+
+def test_the_public_base_url_from_the_environment_is_used(clean_environment, monkeypatch):
+    monkeypatch.setenv("LOYALTY_PUBLIC_BASE_URL", BASE_URL)
+    assert _configured({"ENVIRONMENT": "production", "SECRET_KEY": "s3cret"}).config["PUBLIC_BASE_URL"] == BASE_URL
+
+
 def test_secret_key_from_the_environment_is_used(clean_environment, monkeypatch):
     monkeypatch.setenv("LOYALTY_SECRET_KEY", "from-the-environment")
-    app = _configured({"ENVIRONMENT": "production"})
+    app = _configured({"ENVIRONMENT": "production", "PUBLIC_BASE_URL": BASE_URL})
     assert app.config["SECRET_KEY"] == "from-the-environment"
 
 
 def test_production_cookies_are_secure_http_only_and_lax(clean_environment):
-    config = _configured({"ENVIRONMENT": "production", "SECRET_KEY": "s3cret"}).config
+    config = _configured({"ENVIRONMENT": "production", "SECRET_KEY": "s3cret", "PUBLIC_BASE_URL": BASE_URL}).config
     assert config["SESSION_COOKIE_SECURE"] is True and config["REMEMBER_COOKIE_SECURE"] is True
     assert config["SESSION_COOKIE_HTTPONLY"] is True and config["REMEMBER_COOKIE_HTTPONLY"] is True
     assert config["SESSION_COOKIE_SAMESITE"] == "Lax" and config["REMEMBER_COOKIE_SAMESITE"] == "Lax"
@@ -44,12 +57,13 @@ def test_development_cookies_work_over_plain_http(clean_environment):
 
 
 def test_an_explicit_cookie_setting_wins(clean_environment):
-    config = _configured({"ENVIRONMENT": "production", "SECRET_KEY": "s3cret", "SESSION_COOKIE_SECURE": False}).config
+    config = _configured({"ENVIRONMENT": "production", "SECRET_KEY": "s3cret", "PUBLIC_BASE_URL": BASE_URL,
+                          "SESSION_COOKIE_SECURE": False}).config
     assert config["SESSION_COOKIE_SECURE"] is False
 
 
 def test_a_production_session_cookie_carries_secure(clean_environment):
-    app = _configured({"ENVIRONMENT": "production", "SECRET_KEY": "s3cret"})
+    app = _configured({"ENVIRONMENT": "production", "SECRET_KEY": "s3cret", "PUBLIC_BASE_URL": BASE_URL})
 
     @app.route("/touch")
     def touch():

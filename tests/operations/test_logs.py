@@ -87,7 +87,7 @@ def test_an_unhandled_error_is_logged_with_its_traceback_and_answered_with_the_i
 
 
 def test_log_format_defaults_to_json_outside_development_and_text_in_it(make_app, capsys):
-    make_app(ENVIRONMENT="production").test_client().get("/healthz")
+    make_app(ENVIRONMENT="production", PUBLIC_BASE_URL="https://loyalty.example.com").test_client().get("/healthz")
     assert json_lines(capsys.readouterr().err)[-1]["logger"] == "loyalty.access"
     make_app(ENVIRONMENT="development").test_client().get("/healthz", headers={"X-Request-Id": "text-1"})
     line = capsys.readouterr().err.strip().splitlines()[-1]

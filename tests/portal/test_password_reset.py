@@ -3,7 +3,7 @@
 import re
 
 from tests.campaigns.test_batches_and_wallets import run_queued_jobs
-from tests.support.portal import log_in, submit
+from tests.support.portal import CSRF_INPUT, log_in, submit
 
 LINK = re.compile(r"http://localhost(/portal/password/reset/\S+)")
 
@@ -82,6 +82,20 @@ def test_links_use_the_public_base_url_not_the_host_header(app, member, smtp, mo
     _ask_for_link(app.test_client(), member.email)
     assert "https://loyalty.example.com/portal/password/reset/" in smtp.body()
     assert "localhost" not in smtp.body()
+
+
+def test_a_forged_host_header_does_not_reach_the_link(app, member, smtp, monkeypatch):
+    monkeypatch.setitem(app.config, "PUBLIC_BASE_URL", "https://loyalty.example.com")
+    client = app.test_client()
+    forged = {"Host": "evil.example"}
+    page = client.get("/portal/password/forgot", headers=forged).get_data(as_text=True)
+    token = CSRF_INPUT.search(page).group(1)
+    answer = client.post("/portal/password/forgot", data={"csrf_token": token, "email": member.email}, headers=forged)
+    assert answer.status_code == 302
+    with app.app_context():
+        run_queued_jobs(app)
+    assert "https://loyalty.example.com/portal/password/reset/" in smtp.body()
+    assert "evil.example" not in smtp.body()
 
 
 def test_mismatched_passwords_are_refused(app, member, smtp):
