@@ -22,6 +22,7 @@ def create_app(config: Mapping | None = None) -> Flask:
     register_metrics(app)
     register_extensions(app)
     register_url_converters(app)
+    register_json_parsing(app)
     register_blueprints(app)
     register_operations(app)
     register_errorhandlers(app)
@@ -104,6 +105,13 @@ def register_extensions(app: Flask) -> None:
 
 def register_url_converters(app: Flask) -> None:
     from loyalty.routing import register_url_converters as register
+
+    register(app)
+
+
+def register_json_parsing(app: Flask) -> None:
+    """Request bodies are parsed as strict JSON (loyalty/request_json.py)."""
+    from loyalty.request_json import register_json_parsing as register
 
     register(app)
 

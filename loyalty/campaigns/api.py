@@ -3,7 +3,6 @@ issue welcome and service-recovery coupons from their own systems. Thin: parse, 
 serialise, commit. The till's endpoints (validate, a member's coupons) live in loyalty.pos_api.api."""
 
 from flask import request
-from flask_smorest import Blueprint
 
 from loyalty.campaigns import schemas, services
 from loyalty.clock import utcnow
@@ -13,10 +12,11 @@ from loyalty.members.services import resolve_member_code
 from loyalty.pos_api.api import header_idempotency_key, run_idempotent
 from loyalty.pos_api.auth import api_rate_limit, authenticate_request, current_client, require_scope
 from loyalty.pos_api.idempotency import fingerprint, json_response
+from loyalty.request_json import ApiBlueprint
 
-offers = Blueprint("api_offers", __name__, url_prefix="/api/v1/offers", description="Offers (manage scope)")
-coupon_admin = Blueprint("api_coupon_admin", __name__, url_prefix="/api/v1/coupons",
-                         description="Coupons (manage scope)")
+offers = ApiBlueprint("api_offers", __name__, url_prefix="/api/v1/offers", description="Offers (manage scope)")
+coupon_admin = ApiBlueprint("api_coupon_admin", __name__, url_prefix="/api/v1/coupons",
+                            description="Coupons (manage scope)")
 blueprints = [offers, coupon_admin]
 
 for _blueprint in blueprints:

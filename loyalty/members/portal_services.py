@@ -14,9 +14,10 @@ from loyalty.auth import services as auth_services
 from loyalty.auth.forms import PASSWORD_MIN_LENGTH
 from loyalty.auth.services import verify_password_or_waste_time
 from loyalty.clock import utcnow
+from loyalty.db import MAX_ID
 from loyalty.errors import DuplicateMember, NotFound, ValidationFailed
 from loyalty.members.models import ConsentEvent, Member
-from loyalty.members.services import enrol_member, normalize_phone
+from loyalty.members.services import enrol_member, normalize_email, normalize_phone
 from loyalty.points.models import PointsEntry, Tier
 from loyalty.points.program import Program
 from loyalty.points.tiers import qualifying_points
@@ -110,7 +111,7 @@ def update_profile(session: Session, member: Member, *, name: str, email: str, p
     """Change the member's own details; email and phone stay unique, and sign-in needs the email."""
     if not name.strip():
         raise ValidationFailed("name is required", errors={"name": ["Required."]})
-    email = email.strip().lower()
+    email = normalize_email(email)
     phone = normalize_phone(phone) if phone else None
     others = sa.select(Member.id).where(Member.id != member.id)
     if session.scalar(others.where(Member.email == email)):
@@ -154,8 +155,9 @@ class HistoryPage:
 
 def points_history(session: Session, member: Member, page: int = 1,
                    per_page: int = HISTORY_PAGE_SIZE) -> HistoryPage:
-    """The member's ledger, newest first, one page at a time."""
-    page = max(1, page)
+    """The member's ledger, newest first, one page at a time. A page beyond the last is empty, and so
+    is one so far beyond that its offset would not fit the database's 64-bit integers."""
+    page = min(max(1, page), MAX_ID // per_page)
     rows = session.scalars(
         sa.select(PointsEntry).where(PointsEntry.member_id == member.id)
         .order_by(PointsEntry.occurred_at.desc(), PointsEntry.id.desc())

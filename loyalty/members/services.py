@@ -16,6 +16,9 @@ from loyalty.members.numbers import is_valid_member_no, random_member_no
 from loyalty.points.models import TierChange
 from loyalty.points.program import Program
 
+# The column's length, as the forms and the API schema say.
+MAX_EMAIL = 320
+
 
 def normalize_phone(raw: str, default_region: str = "CN") -> str:
     """E.164 form of a phone number, or ValidationFailed."""
@@ -26,6 +29,16 @@ def normalize_phone(raw: str, default_region: str = "CN") -> str:
     if parsed is None or not phonenumbers.is_valid_number(parsed):
         raise ValidationFailed("invalid phone number", errors={"phone": ["Not a valid phone number."]})
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_email(email: str) -> str:
+    """What is stored and looked up: trimmed, in lower case, and then no longer than its column. Lower
+    case can be longer than what was typed ("İ" becomes two characters), so a form's length check on
+    the typed text does not settle it."""
+    email = email.strip().lower()
+    if len(email) > MAX_EMAIL:
+        raise ValidationFailed("email too long", errors={"email": [f"At most {MAX_EMAIL} characters."]})
+    return email
 
 
 def enrol_member(session: Session, program: Program, *, name: str, now: datetime, email: str | None = None,
@@ -39,7 +52,7 @@ def enrol_member(session: Session, program: Program, *, name: str, now: datetime
         raise ValidationFailed("a name is required", errors={"name": ["Must not be blank."]})
     if not email and not phone:
         raise ValidationFailed("email or phone is required", errors={"email": ["Email or phone is required."]})
-    email = email.strip().lower() if email else None
+    email = normalize_email(email) if email else None
     phone = normalize_phone(phone) if phone else None
     _refuse_taken_contact(session, email, phone)
     member = Member(

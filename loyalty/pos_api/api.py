@@ -5,7 +5,6 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 from flask import request
-from flask_smorest import Blueprint
 from sqlalchemy.exc import DBAPIError
 
 from loyalty.auth.store_binding import store_for_key
@@ -13,6 +12,7 @@ from loyalty.campaigns import schemas as campaign_schemas
 from loyalty.campaigns.redemption import preview_coupon
 from loyalty.campaigns.services import usable_coupons
 from loyalty.clock import utcnow
+from loyalty.db import MAX_ID
 from loyalty.errors import DomainError, NotFound, UnknownMember, ValidationFailed
 from loyalty.extensions import db
 from loyalty.members.services import enrol_member, get_member_by_no, resolve_member_code
@@ -33,12 +33,13 @@ from loyalty.pos_api.idempotency import (
     replay,
 )
 from loyalty.pos_api.sale_posting import SaleRequest, post_sale_batch, post_sale_together
+from loyalty.request_json import ApiBlueprint
 from loyalty.sales.services import MemberSnapshot, get_sale, post_refund
 
-members = Blueprint("api_members", __name__, url_prefix="/api/v1/members", description="Members")
-transactions = Blueprint("api_transactions", __name__, url_prefix="/api/v1/transactions",
-                         description="Sales and refunds")
-coupons = Blueprint("api_coupons", __name__, url_prefix="/api/v1/coupons", description="Coupons")
+members = ApiBlueprint("api_members", __name__, url_prefix="/api/v1/members", description="Members")
+transactions = ApiBlueprint("api_transactions", __name__, url_prefix="/api/v1/transactions",
+                            description="Sales and refunds")
+coupons = ApiBlueprint("api_coupons", __name__, url_prefix="/api/v1/coupons", description="Coupons")
 blueprints = [members, transactions, coupons]
 
 # An `Idempotency-Key` is stored with its endpoint prefixed, in a column of 300 characters.
@@ -176,10 +177,12 @@ def encode_cursor(last_id: int) -> str:
 
 
 def decode_cursor(cursor: str) -> int:
+    """The id a cursor of `encode_cursor` holds; anything else, an id outside the 64-bit ids the
+    database hands out included, is a validation error (not an overflow in the query)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, value = raw.partition(":")
-        if prefix != "id" or not value.isdigit():
+        if prefix != "id" or not value.isascii() or not value.isdigit() or not 0 < int(value) <= MAX_ID:
             raise ValueError(raw)
         return int(value)
     except (ValueError, UnicodeDecodeError):

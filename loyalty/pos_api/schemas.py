@@ -21,21 +21,39 @@ class StrictSchema(ma.Schema):
         unknown = ma.RAISE
 
     @ma.pre_load
-    def refuse_nul_characters(self, data, **kwargs):
-        """No name, code or SKU contains NUL, and PostgreSQL text cannot store it: refuse it here as
-        invalid input rather than fail in the database."""
+    def refuse_unstorable_text(self, data, **kwargs):
+        """Text no database column can hold, refused here as invalid input naming its field rather
+        than failing in the database (a 500): NUL, which PostgreSQL text cannot store, and a lone
+        UTF-16 surrogate ("\\ud800" is valid JSON), which has no UTF-8 encoding. Every input schema is
+        a StrictSchema, and a nested one (a sale's lines) checks its own fields, so this covers
+        every string field: top-level strings and lists of them here, the rest where they are."""
         if not hasattr(data, "items"):
             return data
-        bad = {name: ["Must not contain NUL characters."] for name, value in data.items() if _has_nul(value)}
+        bad = {name: [UNSTORABLE_TEXT] for name, value in data.items() if _unstorable(value)}
         if bad:
             raise ma.ValidationError(bad)
         return data
 
 
-def _has_nul(value) -> bool:
+UNSTORABLE_TEXT = "Must be text without NUL characters or unpaired surrogates."
+
+
+def _unstorable(value) -> bool:
     if isinstance(value, str):
-        return "\x00" in value
-    return isinstance(value, list) and any(isinstance(item, str) and "\x00" in item for item in value)
+        return not _storable_text(value)
+    return isinstance(value, list) and any(isinstance(item, str) and not _storable_text(item) for item in value)
+
+
+def _storable_text(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # only a surrogate, U+D800 to U+DFFF, cannot be encoded as UTF-8
+        return False
+    return True
 
 
 class UTCDateTime(fields.AwareDateTime):
