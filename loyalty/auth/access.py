@@ -2,8 +2,11 @@
 
 Staff and members both sign in with Flask-Login; the session stores "staff:<id>:<stamp>" or
 "member:<id>:<stamp>" so the two kinds of account can never be confused. The stamp is derived from the
-account's password hash, so a new password (changed, or set by a reset link) ends every other session
-and remember-me cookie of that account. Every staff view names the roles it allows; every portal view
+account's password hash and its session epoch, so a new password (changed, or set by a reset link) ends
+every other session and remember-me cookie of that account, and so does signing out or being disabled
+(`auth.services.end_sessions` bumps the epoch): a cookie copied before then opens nothing afterwards.
+Without a server-side session store this is per account: signing out on one device signs out the
+others too. Every staff view names the roles it allows; every portal view
 serves only the signed-in member's own data.
 """
 
@@ -30,13 +33,15 @@ class _Identity:
         self.account = account
 
     def get_id(self) -> str:
-        return f"{self.kind}:{self.account.id}:{credential_stamp(self.account.password_hash)}"
+        return f"{self.kind}:{self.account.id}:{credential_stamp(self.account)}"
 
 
-def credential_stamp(password_hash: str | None) -> str:
-    """A short keyed digest of the password hash (which changes, salt and all, with every new password)."""
+def credential_stamp(account: StaffUser | Member) -> str:
+    """A short keyed digest of the password hash (which changes, salt and all, with every new password)
+    and of the session epoch (which `auth.services.end_sessions` bumps)."""
     key = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(key, (password_hash or "").encode(), hashlib.sha256).hexdigest()[:16]
+    credential = f"{account.password_hash or ''}:{account.session_epoch or 0}"
+    return hmac.new(key, credential.encode(), hashlib.sha256).hexdigest()[:16]
 
 
 class StaffIdentity(_Identity):
@@ -81,7 +86,7 @@ def load_identity(identity: str):
     else:
         return None
     # A session from before the account's latest password is over.
-    if found is None or not hmac.compare_digest(stamp, credential_stamp(found.account.password_hash)):
+    if found is None or not hmac.compare_digest(stamp, credential_stamp(found.account)):
         return None
     return found
 

@@ -56,6 +56,9 @@ class StaffUser(db.Model):
     role: Mapped[str] = mapped_column(sa.String(16))
     store_id: Mapped[int | None] = mapped_column(sa.ForeignKey("stores.id"))
     active: Mapped[bool] = mapped_column(default=True)
+    # Part of every session's credential stamp (auth/access.py): signing out or being disabled bumps it,
+    # which ends every session and remember-me cookie of the account.
+    session_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = created_at_column()
 
     store: Mapped[Store | None] = relationship()

@@ -256,9 +256,18 @@ def set_staff_active(session: Session, staff: StaffUser, active: bool, *, actor:
         _refuse_losing_the_last_admin(session, staff, "disable")
     before = _staff_state(staff)
     staff.active = active
+    if not active:
+        # Re-enabling the account later must not revive the sessions open now.
+        end_sessions(staff)
     session.flush()
     record_audit(session, action="staff.enable" if active else "staff.disable", actor=actor,
                  subject=_staff_subject(staff), before=before, after=_staff_state(staff))
+
+
+def end_sessions(account) -> None:
+    """Every session and remember-me cookie of `account` (a StaffUser or a Member) stops working from
+    its next request: the session epoch is part of their credential stamp (auth/access.py)."""
+    account.session_epoch = (account.session_epoch or 0) + 1
 
 
 def set_staff_password(session: Session, staff: StaffUser, password: str, *, actor: StaffUser | None) -> None:

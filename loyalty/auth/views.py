@@ -11,7 +11,7 @@ from werkzeug.routing import BuildError
 from loyalty.auth import throttle
 from loyalty.auth.access import StaffIdentity
 from loyalty.auth.forms import LoginForm
-from loyalty.auth.services import authenticate_staff
+from loyalty.auth.services import authenticate_staff, end_sessions
 from loyalty.extensions import db
 
 staff_auth = Blueprint("staff_auth", __name__, url_prefix="/staff")
@@ -38,6 +38,10 @@ def login():
 
 @staff_auth.route("/logout", methods=["POST"])
 def logout():
+    if current_user.is_authenticated and current_user.kind == "staff":
+        # The cookie itself would stay valid (it is signed, not stored): the account's epoch ends it.
+        end_sessions(current_user.user)
+        db.session.commit()
     logout_user()
     session.clear()
     flash(_("You have signed out."), "info")

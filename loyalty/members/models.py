@@ -32,6 +32,8 @@ class Member(db.Model):
     # Per-member key of the rotating QR token; erasing the member clears it, killing every token.
     card_secret: Mapped[str | None] = mapped_column(sa.String(64))
     password_hash: Mapped[str | None] = mapped_column(sa.String(200))
+    # Part of every portal session's credential stamp (auth/access.py): signing out bumps it.
+    session_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
     email_marketing: Mapped[bool] = mapped_column(default=False)
     sms_marketing: Mapped[bool] = mapped_column(default=False)
     erased_at: Mapped[datetime | None] = mapped_column()

@@ -25,13 +25,13 @@ from flask import (
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import login_user, logout_user
+from flask_login import current_user, login_user, logout_user
 from redis.exceptions import RedisError
 
 from loyalty.auth import throttle
 from loyalty.auth.access import MemberIdentity, current_member, member_required
 from loyalty.auth.forms import PASSWORD_MIN_LENGTH, LoginForm
-from loyalty.auth.services import check_password
+from loyalty.auth.services import check_password, end_sessions
 from loyalty.auth.views import safe_next_url
 from loyalty.campaigns.display import coupon_card
 from loyalty.campaigns.services import usable_coupons
@@ -116,6 +116,10 @@ def login():
 
 @portal.route("/logout", methods=["POST"])
 def logout():
+    if current_user.is_authenticated and current_user.kind == "member":
+        # The cookie itself would stay valid (it is signed, not stored): the account's epoch ends it.
+        end_sessions(current_member())
+        db.session.commit()
     logout_user()
     session.clear()
     flash(_("You have signed out."), "info")

@@ -84,7 +84,9 @@ def test_disable_signs_out_and_enable_lets_back_in(admin, admin_db, staff, app):
     assert "is disabled and signed out everywhere" in page and 'id="account-status">disabled' in page
     assert cashier.get("/staff/").location.startswith("/staff/login")
     admin.post(f"/admin/staff/{staff.cashier}/active", {"active": "1"})
-    assert cashier.get("/staff/").status_code == 200
+    # Enabled again, the account signs in afresh: the sessions open when it was disabled stay over.
+    assert cashier.get("/staff/").location.startswith("/staff/login")
+    assert cashier.sign_in_staff(staff.cashier).get("/staff/").status_code == 200
     disable, enable = admin_db.events("staff.")
     assert (disable.action, disable.before["active"], disable.after["active"]) == ("staff.disable", True, False)
     assert (enable.action, enable.before["active"], enable.after["active"]) == ("staff.enable", False, True)
