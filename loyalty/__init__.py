@@ -26,6 +26,7 @@ def create_app(config: Mapping | None = None) -> Flask:
     register_blueprints(app)
     register_operations(app)
     register_errorhandlers(app)
+    register_security_headers(app)
     register_commands(app)
     return app
 
@@ -167,6 +168,13 @@ def register_errorhandlers(app: Flask) -> None:
     from loyalty.pos_api.problems import register_problem_handlers
 
     register_problem_handlers(app)
+
+
+def register_security_headers(app: Flask) -> None:
+    """CSP, framing, nosniff, referrer, HSTS and no-store on personal pages (loyalty/security_headers.py)."""
+    from loyalty.security_headers import register_security_headers as register
+
+    register(app)
 
 
 def register_commands(app: Flask) -> None:
