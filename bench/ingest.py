@@ -55,6 +55,8 @@ from tests.support.servers import free_port, postgres_cluster  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 SECRET_KEY = "bench-secret-key-not-for-production"
+# Production refuses to start without it; the bench sends no mail.
+PUBLIC_BASE_URL = "https://loyalty.bench.invalid"
 CST = timezone(timedelta(hours=8))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SKUS = [(f"SKU{n:04d}", category) for n, category in
@@ -90,6 +92,7 @@ def app_env(database_url: str) -> dict:
         "LOYALTY_SQLALCHEMY_DATABASE_URI": database_url,
         "LOYALTY_SECRET_KEY": SECRET_KEY,
         "LOYALTY_ENVIRONMENT": "production",
+        "LOYALTY_PUBLIC_BASE_URL": PUBLIC_BASE_URL,
         # The per-key limit (default 6000/min) would cap the run at 100 req/s; lift it, keep the check.
         "LOYALTY_API_RATE_LIMIT": "100000000 per minute",
     })
@@ -126,7 +129,7 @@ def prepare_database(database_url: str, members: int, history: int = 0) -> tuple
     from loyalty.points.program import load_program
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": SECRET_KEY,
-                      "ENVIRONMENT": "production"})
+                      "ENVIRONMENT": "production", "PUBLIC_BASE_URL": PUBLIC_BASE_URL})
     started = time.perf_counter()
     with app.app_context():
         db.session.add(Store(code="S001", name="Bench store"))

@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ingest import SECRET_KEY, Sales, db_url, postgres, prepare_database  # noqa: E402
+from ingest import PUBLIC_BASE_URL, SECRET_KEY, Sales, db_url, postgres, prepare_database  # noqa: E402
 
 
 class SqlCounter:
@@ -255,7 +255,8 @@ def main() -> int:
         from loyalty.extensions import db
 
         app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": SECRET_KEY,
-                          "ENVIRONMENT": "production", "API_RATE_LIMIT": "100000000 per minute"})
+                          "ENVIRONMENT": "production", "API_RATE_LIMIT": "100000000 per minute",
+                          "PUBLIC_BASE_URL": PUBLIC_BASE_URL})
         http = app.test_client()
         headers = {"Authorization": f"Bearer {key}"}
         sales = Sales("prof", members, 11)

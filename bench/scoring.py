@@ -362,6 +362,7 @@ def main() -> int:
     print(f"scoring bench: {members:,} members, {sales:,} sales, PostgreSQL (fsync off), {os.cpu_count()} CPUs")
     with postgres_server() as url:
         app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench", "ENVIRONMENT": "production",
+                          "PUBLIC_BASE_URL": "https://loyalty.bench.invalid",
                           "CLOCK": lambda: NOW})
         with app.app_context():
             upgrade(revision="heads")
