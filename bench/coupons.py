@@ -63,7 +63,8 @@ LINES = [{"sku": "A1", "category": "shoes", "amount": 9800}, {"sku": "S9", "cate
 
 def build_app(database_url: str):
     return create_app({"SECRET_KEY": "bench-secret-key-not-for-production", "SQLALCHEMY_DATABASE_URI": database_url,
-                       "API_RATE_LIMIT": "100000000 per minute", "ENVIRONMENT": "bench", "PUBLIC_BASE_URL": "https://loyalty.bench.invalid",
+                       "API_RATE_LIMIT": "100000000 per minute", "ENVIRONMENT": "bench",
+                       "PUBLIC_BASE_URL": "https://loyalty.bench.invalid",
                        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 5}})
 
 
