@@ -129,6 +129,14 @@ def _takes_write_lock(statement: str, context) -> bool:
     return not words or words[0].upper() not in _SQLITE_NO_WRITE_LOCK
 
 
+def take_sqlite_write_lock(session) -> None:
+    """On SQLite, take the write lock now, for a transaction that must read under it before its first
+    locking statement (what an advisory lock does on PostgreSQL, where this does nothing)."""
+    connection = session.connection()
+    if connection.dialect.name == "sqlite" and not connection.connection.dbapi_connection.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 class SQLAlchemy(flask_sqlalchemy.SQLAlchemy):
     """Flask-SQLAlchemy whose SQLite engines lock before writing (`lock_sqlite_before_writing`)."""
 

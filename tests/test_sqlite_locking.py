@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 import sqlalchemy as sa
 
-from loyalty.db import SQLITE_BUSY_TIMEOUT_MS
+from loyalty.db import SQLITE_BUSY_TIMEOUT_MS, take_sqlite_write_lock
 from loyalty.extensions import db
 from loyalty.members.models import Member
 
@@ -72,3 +72,12 @@ def test_a_savepoint_before_any_write_is_inside_the_callers_transaction(session,
         session.execute(sa.update(Member).where(Member.member_no == member_no).values(name="Li Lei"))
     session.rollback()
     assert session.scalar(sa.select(Member.name).where(Member.member_no == member_no)) == "Wang Fang"
+
+
+def test_a_transaction_can_take_the_write_lock_before_it_reads(session, database_file):
+    """For a job that reads what it then replaces (loyalty/insights/rfm.py): PostgreSQL's advisory lock."""
+    take_sqlite_write_lock(session)
+    assert not write_lock_is_free(database_file)
+    session.scalar(sa.select(Member.id))
+    session.rollback()
+    assert write_lock_is_free(database_file)

@@ -35,6 +35,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
+from loyalty.db import take_sqlite_write_lock
 from loyalty.insights.churn_models import as_day
 from loyalty.insights.models import RfmSnapshot, RfmSnapshotMember, utc_day
 from loyalty.members.models import Member
@@ -232,13 +233,15 @@ POSTGRES_SCORING_SETTINGS = {"work_mem": "128MB", "jit": "off"}
 
 
 def _one_scoring_at_a_time(session: Session, name: str) -> None:
-    """On PostgreSQL, serialise concurrent runs of one job (the nightly schedule and a "rescore now"
-    click) for the length of the transaction, and apply POSTGRES_SCORING_SETTINGS to it; SQLite
-    serialises writers anyway."""
+    """Serialise concurrent runs of one job (the nightly schedule and a "rescore now" click) for the
+    length of the transaction, before it reads what it replaces: on PostgreSQL with an advisory lock,
+    also applying POSTGRES_SCORING_SETTINGS; on SQLite with the database's write lock."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(f"loyalty.insights.{name}"))))
         for setting, value in POSTGRES_SCORING_SETTINGS.items():
             session.execute(sa.select(sa.func.set_config(setting, value, True)))
+    else:
+        take_sqlite_write_lock(session)
 
 
 # --- reading ------------------------------------------------------------------------------------------

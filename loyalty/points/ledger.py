@@ -261,7 +261,8 @@ def save_wallets(session: Session, wallets: Iterable[Wallet]) -> None:
 
 def lock_wallets(session: Session, member_ids: Iterable[int]) -> dict[int, Wallet]:
     """Lock the members (in id order, so concurrent units of work cannot deadlock) and load their open
-    lots. Row locks are a no-op on SQLite, which serialises writers anyway."""
+    lots. On SQLite, which has no row locks, the FOR UPDATE takes the database's write lock instead
+    (loyalty/db.py)."""
     ids = sorted(set(member_ids))
     if not ids:
         return {}
