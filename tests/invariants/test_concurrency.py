@@ -1,23 +1,28 @@
-"""Invariants under concurrency (issue 2; DESIGN.md invariants 4, 5 and 7), on real PostgreSQL.
+"""Invariants under concurrency (issue 2; DESIGN.md invariants 4, 5 and 7), on PostgreSQL and on
+SQLite, the embedded default (issue 12, finding 2: there they once failed, see loyalty/db.py).
 
 Each request runs on its own thread with its own test client, so it gets its own app context, session
-and pooled connection, exactly as in a multi-threaded or multi-process server. A barrier lines the
-threads up so that the requests really overlap.
+and pooled connection, exactly as in a multi-threaded or multi-process server; or, where said, is sent
+over HTTP to the app behind Werkzeug's threaded server, the one `loyalty run` starts. A barrier lines
+the threads up so that the requests really overlap.
 """
 
+import json
 import threading
+import urllib.error
+import urllib.request
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
 import sqlalchemy as sa
+from werkzeug.serving import make_server
 
 from loyalty.extensions import db
 from loyalty.points.models import PointsEntry
 from loyalty.points.services import verify_ledger
 from loyalty.sales.models import Transaction
-
-pytestmark = pytest.mark.postgres_only
 
 OCCURRED_AT = "2026-11-22T10:00:00+08:00"
 
@@ -30,13 +35,14 @@ class Answer:
     replayed: bool
 
 
-def concurrently(app, count: int, send) -> list[Answer]:
-    """Call `send(test_client, index)` from `count` threads released together; answers in index order."""
+def concurrently(app, count: int, send, http_client=None) -> list[Answer]:
+    """Call `send(http, index)` from `count` threads released together; answers in index order. `http`
+    is a test client of `app`, or what `http_client()` makes."""
     barrier = threading.Barrier(count)
     answers: list[Answer | BaseException | None] = [None] * count
 
     def work(index):
-        http = app.test_client()
+        http = http_client() if http_client else app.test_client()
         try:
             barrier.wait(timeout=30)
             response = send(http, index)
@@ -54,6 +60,54 @@ def concurrently(app, count: int, send) -> list[Answer]:
     failures = [(index, answer) for index, answer in enumerate(answers) if not isinstance(answer, Answer)]
     assert not failures, failures
     return answers
+
+
+@dataclass
+class ServerResponse:
+    status_code: int
+    data: bytes
+    headers: dict
+
+    def get_json(self):
+        return json.loads(self.data)
+
+    def get_data(self) -> bytes:
+        return self.data
+
+
+@dataclass
+class ServerClient:
+    """The part of Flask's test client these tests use, over real HTTP to `base_url`."""
+
+    base_url: str
+
+    def post(self, path: str, json: dict, headers: dict) -> ServerResponse:
+        request = urllib.request.Request(self.base_url + path, data=_dumps(json), method="POST",
+                                         headers={**headers, "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return ServerResponse(response.status, response.read(), dict(response.headers))
+        except urllib.error.HTTPError as error:
+            with error:
+                return ServerResponse(error.code, error.read(), dict(error.headers))
+
+
+def _dumps(body: dict) -> bytes:
+    return json.dumps(body).encode()
+
+
+@contextmanager
+def threaded_server(app):
+    """`app` served as `loyalty run` serves it (Werkzeug, a thread per request); yields its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=30)
+        server.server_close()
 
 
 class Watcher:
@@ -188,6 +242,7 @@ def test_sales_arriving_together_share_transactions(app, factory, pos):
     """The group commit at work: 40 sales for 40 members posted at once by the threads of one process
     are answered as if alone, in far fewer than 40 commits."""
     members = [factory.member() for _ in range(40)]
+    pos.get(f"/members/{members[0]}")  # the key's first use: its last-used stamp is a commit of its own
     commits = Counter()
     with app.app_context():
         engine = db.engine
@@ -248,4 +303,32 @@ def test_concurrent_partial_refunds_stay_within_the_sale(app, factory, pos, with
         earned * 9_800 // 10_000)
     assert sum(body["points_restored"] for body in succeeded) == shown["points_restored"] == (
         restored_in_full * 9_800 // 10_000)
+    assert_ledger_ok(app)
+
+
+def test_twenty_refunds_of_a_tenth_sent_to_a_threaded_server_accept_exactly_ten(app, factory, pos):
+    """Issue 12, finding 2, as it was seen on SQLite: 20 refunds of 1,000 sent at once to a threaded
+    server against a sale of 10,000 were all accepted, reversing about twice the points the sale
+    earned. Ten fit; the other ten would exceed the sale."""
+    member_no = factory.member()
+    sale = pos.sale(member_no, 10_000, external_id="SALE-T")
+    assert sale.status_code == 201, sale.get_json()
+    earned = sale.get_json()["points_earned"]
+    assert earned > 0
+
+    def refund(http, index):
+        return http.post("/api/v1/transactions/SALE-T/refunds", headers=pos.headers,
+                         json={"external_id": f"REFUND-T-{index}", "amount": 1_000})
+
+    with threaded_server(app) as base_url:
+        answers = concurrently(app, 20, refund, http_client=lambda: ServerClient(base_url))
+
+    statuses = Counter(answer.status for answer in answers)
+    assert statuses == {201: 10, 422: 10}, statuses
+    assert {problem_slug(answer) for answer in answers if answer.status == 422} == {"refund-exceeds-sale"}
+    shown = pos.get("/transactions/SALE-T").get_json()
+    assert shown["refunded_amount"] == 10_000
+    reversed_points = sum(answer.body["points_reversed"] for answer in answers if answer.status == 201)
+    assert reversed_points == shown["points_reversed"] == earned
+    assert member_points(pos, member_no)["balance"] == 0
     assert_ledger_ok(app)

@@ -3,6 +3,7 @@ as exact fen, and a form that records one sale however often it is submitted."""
 
 import re
 import threading
+from collections import Counter
 
 import pytest
 import sqlalchemy as sa
@@ -165,7 +166,6 @@ def test_each_store_has_its_own_console_client(console, factory, member_no, data
     assert client.name == "staff-console:S002" and client.store_id == sale.store_id
 
 
-@pytest.mark.postgres_only
 def test_concurrent_double_submit_records_one_sale(app, staff, member_no, database):
     from tests.staff.conftest import Console
 
@@ -189,3 +189,40 @@ def test_concurrent_double_submit_records_one_sale(app, staff, member_no, databa
     assert statuses == [302] * 4
     assert len(database.sales()) == 1
     assert database.member(member_no).points_balance == 77
+
+
+def test_concurrent_redemptions_at_the_counter_never_overdraw(app, staff, member_no, database):
+    """Issue 12, finding 2: 10 tills redeem 20 points each at once from a member who has 100; exactly
+    5 are recorded, the others refused, and the books balance (DESIGN.md invariants 1, 2 and 7)."""
+    from loyalty.extensions import db
+    from loyalty.points.services import verify_ledger
+    from tests.staff.conftest import Console
+
+    cashier = Console(app=app, http=app.test_client(), token_staff_id=staff.cashier).sign_in_staff(staff.cashier)
+    earning = cashier.post(f"/staff/members/{member_no}/sale", {**open_sale_form(cashier, member_no),
+                                                                "amount": "100.00", "points_redeemed": "0"})
+    assert earning.status_code == 302
+    assert database.member(member_no).points_balance == 100
+    forms = [{**open_sale_form(cashier, member_no), "amount": "0.00", "points_redeemed": "20"} for _ in range(10)]
+    cookie = cashier.http.get_cookie("session").value
+    barrier = threading.Barrier(len(forms))
+    statuses = []
+
+    def submit(form):
+        http = app.test_client()
+        http.set_cookie("session", cookie)
+        barrier.wait()
+        statuses.append(http.post(f"/staff/members/{member_no}/sale", data=form).status_code)
+
+    threads = [threading.Thread(target=submit, args=(form,)) for form in forms]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert Counter(statuses) == {302: 5, 422: 5}, statuses
+    assert len(database.sales()) == 1 + 5
+    assert database.member(member_no).points_balance == 0
+    with app.app_context():
+        report = verify_ledger(db.session)
+        db.session.remove()
+    assert report.ok, report.problems
