@@ -29,7 +29,7 @@ def pytest_addoption(parser):
 def pytest_collection_modifyitems(config, items):
     if config.getoption("--db") == "postgresql":
         return
-    skip = pytest.mark.skip(reason="needs real PostgreSQL concurrency (--db postgresql)")
+    skip = pytest.mark.skip(reason="needs PostgreSQL itself (--db postgresql)")
     for item in items:
         if "postgres_only" in item.keywords:
             item.add_marker(skip)
