@@ -83,10 +83,10 @@ class Base(DeclarativeBase):
 # here, and a read-only request (a GET, a report) never takes the write lock: readers do not queue
 # behind each other, or behind a writer, since WAL lets them read the last commit while one writes.
 #
-# WAL is also why a commit costs one append rather than a rewrite of the journal. Its price: the
-# database is three files (loyalty.db, -wal, -shm) on a local disk, and a copy of loyalty.db alone is
-# not a backup while the server runs (`sqlite3 loyalty.db ".backup copy.db"` is). synchronous stays
-# FULL: a sale answered 201 must survive a power cut.
+# WAL also makes a commit one append to the log instead of a journal plus the pages in place. Its
+# price: the database is three files (loyalty.db, -wal, -shm) on a local disk, and a copy of loyalty.db
+# alone is not a backup while the server runs (`sqlite3 loyalty.db ".backup copy.db"` is).
+# synchronous stays FULL: a sale answered 201 must survive a power cut.
 #
 # A writer waits for the lock (up to SQLITE_BUSY_TIMEOUT_MS) rather than failing with "database is
 # locked": SQLite always waits at BEGIN IMMEDIATE, since nothing is held yet, and each writer holds the
