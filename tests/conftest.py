@@ -75,7 +75,12 @@ def app(servers, clock):
     if servers["database_url"].startswith("sqlite"):
         _db_file = servers["database_url"].removeprefix("sqlite:///")
         shutil.copyfile(_db_file, servers["tmp"] / "template.db")
-    return app
+    yield app
+    # Close the pool's connections before the servers stop. Left open, they would be garbage collected
+    # with this app once a second app (tests/operations) has taken the shared extensions' references
+    # to it: psycopg's ResourceWarning for each, inside pytest's unraisable-exception check.
+    with app.app_context():
+        _db.engine.dispose()
 
 
 def _snapshot(engine, tables):
