@@ -28,6 +28,7 @@ this 2-core machine are visible; pg_stat_activity is sampled for what the backen
     python bench/ingest.py                          # defaults: gthread:2x32, 15 s phases, 10,000 members
     python bench/ingest.py --server sync:6 --server gthread:2x16 --server gthread:2x32 --server gthread:4x16
     python bench/ingest.py --history 12 --durable --py-spy
+    python bench/ingest.py --no-single --no-batch --twins   # every sale sent twice at once (a retry in flight)
 """
 
 import argparse
@@ -494,6 +495,22 @@ def sale_post(key: str, port: int, sales: Sales, prefix: str):
                                 json.dumps(sales.body(prefix), separators=(",", ":")).encode())
 
 
+def twin_sale_post(key: str, port: int, sales: Sales, prefix: str):
+    """A request maker: POST /transactions, each fresh sale sent twice, by the next two connections
+    that ask (a till retrying while its first attempt is still in flight). Every answer should be
+    201, one of each pair a replay."""
+    pending: list[bytes] = []
+
+    def make() -> bytes:
+        if pending:
+            return pending.pop()
+        raw = http_request("POST", "/api/v1/transactions", key, port,
+                           json.dumps(sales.body(prefix), separators=(",", ":")).encode())
+        pending.append(raw)
+        return raw
+    return make
+
+
 def batch_post(key: str, port: int, sales: Sales, prefix: str, size: int):
     """A request maker: POST /transactions/batch with `size` fresh sales each call."""
     return lambda: http_request("POST", "/api/v1/transactions/batch", key, port, json.dumps(
@@ -634,6 +651,14 @@ def single_phases(args, server: Gunicorn, key: str, sales: Sales, pg: dict, dsn:
         for pct, frame in summary.get("self_pct", []):
             print(f"    {pct:5.1f}%  {frame}")
     return results
+
+
+def twins_phase(args, server: Gunicorn, key: str, sales: Sales, pg: dict, dsn: str) -> dict:
+    """Single sales as in the sale phase, each sent twice at once (see twin_sale_post): the retry must
+    get the first answer replayed, and no other sale of its group commit may fail with it."""
+    return run_phase("sale twins: each POST /transactions twice", server.port, args.connections, args.duration,
+                     args.max_requests, twin_sale_post(key, server.port, sales, "T"),
+                     lambda status, body: status == 201, server.process.pid, pg["pid"], dsn=dsn)
 
 
 def batch_phase(args, server: Gunicorn, key: str, sales: Sales, pg: dict, dsn: str) -> tuple[dict, str]:
@@ -807,6 +832,8 @@ def main() -> int:
     parser.add_argument("--no-single", action="store_true", help="skip the no-op and single-sale phases")
     parser.add_argument("--mixed", action="store_true",
                         help="also run single sales while one connection posts batches (--duration seconds)")
+    parser.add_argument("--twins", action="store_true",
+                        help="also run single sales each sent twice at once, a retry in flight (--duration seconds)")
     parser.add_argument("--py-spy", action="store_true",
                         help="sample the gunicorn workers with py-spy during the sale phase (needs py-spy)")
     parser.add_argument("--wait-quiet", type=float, default=120, metavar="SECONDS",
@@ -864,6 +891,13 @@ def main() -> int:
                     ratio["mixed_single_per_s"] = mixed["items_per_s"]
                     ratio["mixed_single_p99_ms"] = mixed.get("p99_ms")
                     ratio["mixed_batch_sales_per_s"] = mixed["batch_sales_per_s"]
+                if args.twins:
+                    twins = twins_phase(args, server, key, sales, pg, db_dsn(pg, database))
+                    twins["server"] = spec
+                    print_table([twins])
+                    print(f"  statuses: {twins['statuses']}; first errors: {twins['first_errors'][:2]}")
+                    phase_results.append(twins)
+                    ratio["twins_statuses"] = twins["statuses"]
                 if not args.no_batch:
                     batch, prefix = batch_phase(args, server, key, sales, pg, db_dsn(pg, database))
                     batch["server"] = spec

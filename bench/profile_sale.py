@@ -138,6 +138,7 @@ def print_breakdown(stats: pstats.Stats, requests: int) -> None:
 STEPS = [
     ("SaleRequest.parse (marshmallow load)", "loyalty.pos_api.sale_posting", "SaleRequest.parse"),
     ("fingerprint (idempotency hash)", "loyalty.pos_api.sale_posting", "fingerprint"),
+    ("claim_keys (INSERT ... ON CONFLICT)", "loyalty.pos_api.sale_posting", "claim_keys"),
     ("post_sales", "loyalty.pos_api.sale_posting", "post_sales"),
     ("  resolve_member_codes (lock)", "loyalty.sales.services", "resolve_member_codes"),
     ("  wallets_for (open lots)", "loyalty.sales.services", "wallets_for"),
@@ -147,7 +148,7 @@ STEPS = [
     ("  save_wallets (COPY, UPDATE)", "loyalty.sales.services", "save_wallets"),
     ("  save_tier_moves", "loyalty.sales.services", "save_tier_moves"),
     ("answer dump (marshmallow)", "loyalty.pos_api.schemas", "sale_response_schema.dump"),
-    ("remember_all (COPY answers)", "loyalty.pos_api.sale_posting", "remember_all"),
+    ("answer_claims (UPDATE answers)", "loyalty.pos_api.sale_posting", "answer_claims"),
     ("commit", "sqlalchemy.orm", "Session.commit"),
     ("json_response", "loyalty.pos_api.api", "json_response"),
 ]

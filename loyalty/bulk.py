@@ -11,7 +11,9 @@ the same CPU in the app. A single row, and SQLite, take SQLAlchemy's INSERT (RET
 order).
 
 Updates of many rows by id go the same way: on PostgreSQL one UPDATE ... FROM unnest(arrays), whose
-text is the same for any number of rows, rather than an UPDATE per row.
+text is the same for any number of rows, rather than an UPDATE per row; and so do inserts that must
+skip rows whose unique key is taken (`insert_new_rows`: INSERT ... SELECT FROM unnest(arrays) ... ON
+CONFLICT DO NOTHING), which COPY cannot do.
 """
 
 import functools
@@ -20,6 +22,7 @@ import operator
 import psycopg
 import sqlalchemy as sa
 from psycopg.types.json import Json
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -91,6 +94,73 @@ def _copy(connection: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
         raise IntegrityError(copy_sql, None, error) from error
 
 
+def insert_new_rows(session: Session, table: sa.Table, rows: list[dict], *, unique: tuple[str, ...],
+                    returning: tuple[str, ...], same: dict | None = None) -> list[sa.Row]:
+    """Insert those of `rows` (dicts with the same columns; `same` the values of further columns, the
+    same in every row; Python-side defaults fill the rest) whose `unique` columns (a unique constraint)
+    no row holds yet, in the order of those columns, and return the `returning` columns of the rows
+    inserted. A row another open transaction has inserted makes this statement wait for that
+    transaction: if it commits, the row is skipped; if it rolls back (or deleted the row again), the
+    row is inserted here. One statement either way, its text the same for any number of rows on
+    PostgreSQL (INSERT ... SELECT FROM unnest(arrays)), as for update_rows."""
+    if not rows:
+        return []
+    names = tuple(rows[0])
+    same = dict(same or {})
+    same.update({column.name: default() for column in table.columns
+                 if column.name not in names and column.name not in same
+                 and (default := _python_default(column)) is not None})
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        statement = (sqlite.insert(table).values([{**row, **same} for row in rows])
+                     .on_conflict_do_nothing(index_elements=unique).returning(*(table.c[name] for name in returning)))
+        return session.execute(statement).all()
+    parameters = {f"c{position}": _array([row[name] for row in rows], table.c[name], connection.dialect)
+                  for position, name in enumerate(names)}
+    parameters.update({f"s{position}": _value(value, table.c[name], connection.dialect)
+                       for position, (name, value) in enumerate(same.items())})
+    sql = _insert_new_from_arrays(table, names, tuple(same), unique, returning, connection.dialect)
+    return connection.exec_driver_sql(sql, parameters).all()
+
+
+@functools.cache
+def _insert_new_from_arrays(table: sa.Table, names: tuple[str, ...], same: tuple[str, ...],
+                            unique: tuple[str, ...], returning: tuple[str, ...], dialect) -> str:
+    quote = dialect.identifier_preparer.quote
+    arrays = ", ".join(_array_placeholder(f"c{position}", table.c[name], dialect)
+                       for position, name in enumerate(names))
+    values = [f"new.{quote(name)}" for name in names] + [
+        f"{_placeholder(f's{position}', table.c[name])}::{table.c[name].type.compile(dialect)}"
+        for position, name in enumerate(same)]
+    # ORDER BY: rows are inserted in this order, so two transactions inserting some of the same keys
+    # take them in the same order, and cannot deadlock on them.
+    return (f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
+            f"({', '.join(quote(name) for name in (*names, *same))}) "
+            f"SELECT {', '.join(values)} FROM unnest({arrays}) AS new({', '.join(map(quote, names))}) "
+            f"ORDER BY {', '.join(f'new.{quote(name)}' for name in unique)} "
+            f"ON CONFLICT ({', '.join(map(quote, unique))}) DO NOTHING RETURNING {', '.join(map(quote, returning))}")
+
+
+def _array(values: list, column: sa.Column, dialect) -> list:
+    processor = _copy_processor(column, dialect)
+    return values if processor is None else [None if value is None else processor(value) for value in values]
+
+
+def _value(value, column: sa.Column, dialect):
+    processor = _copy_processor(column, dialect)
+    return value if processor is None or value is None else processor(value)
+
+
+def _placeholder(name: str, column: sa.Column) -> str:
+    # JSON goes in binary: in text, psycopg escapes each document for the array literal, which makes
+    # an array of answers cost several times their COPY (bench/profile_sale.py --steps).
+    return f"%({name})b" if isinstance(column.type, sa.JSON) else f"%({name})s"
+
+
+def _array_placeholder(name: str, column: sa.Column, dialect) -> str:
+    return f"{_placeholder(name, column)}::{column.type.compile(dialect)}[]"
+
+
 def update_rows(session: Session, table: sa.Table, rows: list[dict]) -> None:
     """Set columns of existing rows: each of `rows` holds the row's `id` and the new values (the same
     columns in every row, one row per id)."""
@@ -103,10 +173,8 @@ def update_rows(session: Session, table: sa.Table, rows: list[dict]) -> None:
             {"row_id": row["id"], **{"new_" + name: row[name] for name in names}} for row in rows])
         return
     columns = [table.c.id, *(table.c[name] for name in names)]
-    processors = [column.type.bind_processor(connection.dialect) for column in columns]
-    arrays = {f"c{position}": [row[column.name] if processor is None or row[column.name] is None
-                               else processor(row[column.name]) for row in rows]
-              for position, (column, processor) in enumerate(zip(columns, processors, strict=True))}
+    arrays = {f"c{position}": _array([row[column.name] for row in rows], column, connection.dialect)
+              for position, column in enumerate(columns)}
     connection.exec_driver_sql(_update_from_arrays(table, tuple(names), connection.dialect), arrays)
 
 
@@ -120,7 +188,7 @@ def _update_by_id(table: sa.Table, names: tuple[str, ...]) -> sa.Update:
 def _update_from_arrays(table: sa.Table, names: tuple[str, ...], dialect) -> str:
     columns = [table.c.id, *(table.c[name] for name in names)]
     quote = dialect.identifier_preparer.quote
-    arrays = ", ".join(f"%(c{position})s::{column.type.compile(dialect)}[]" for position, column in enumerate(columns))
+    arrays = ", ".join(_array_placeholder(f"c{position}", column, dialect) for position, column in enumerate(columns))
     assignments = ", ".join(f"{quote(name)} = new.{quote(name)}" for name in names)
     target = dialect.identifier_preparer.format_table(table)
     return (f"UPDATE {target} SET {assignments} FROM unnest({arrays}) AS new(id, {', '.join(map(quote, names))}) "
@@ -128,7 +196,7 @@ def _update_from_arrays(table: sa.Table, names: tuple[str, ...], dialect) -> str
 
 
 def _copy_processor(column: sa.Column, dialect):
-    # SQLAlchemy leaves JSON to the driver's parameter binding, which COPY does not use.
+    # SQLAlchemy leaves JSON to the driver's parameter binding, which COPY and arrays of values skip.
     if isinstance(column.type, sa.JSON):
         return Json
     return column.type.bind_processor(dialect)

@@ -6,9 +6,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from loyalty.bulk import update_rows
+from loyalty.bulk import insert_new_rows, update_rows
 from loyalty.extensions import db
 from loyalty.members.models import Member
+from loyalty.sales.models import IdempotencyRecord
 
 MEMBERS = Member.__table__
 SHANGHAI = timezone(timedelta(hours=8))
@@ -49,3 +50,33 @@ def test_update_rows_of_nothing_sends_nothing(app):
             sa.event.remove(engine, "before_cursor_execute", count)
     assert statements == []
 
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_insert_new_rows_skips_keys_held_and_returns_the_rows_it_inserted(app, pos, clock, count):
+    """The idempotency claims' statement: rows whose unique key is taken are left alone, the others
+    inserted with `same` and their Python defaults (created_at from the clock), JSON included."""
+    records = IdempotencyRecord.__table__
+
+    def row(n, request_sha256=None):
+        return {"client_id": pos.client_id, "key": f"sale:K{n}", "request_sha256": request_sha256 or f"h{n}",
+                "response_body": {"n": n}}
+
+    with app.app_context():
+        insert_new_rows(db.session, records, [row(0)], unique=("client_id", "key"), returning=("id",),
+                        same={"response_status": 0})
+        db.session.commit()
+        taken = insert_new_rows(db.session, records, [row(0, "again"), *(row(n) for n in range(1, count + 1))],
+                                unique=("client_id", "key"), returning=("key", "id"), same={"response_status": 7})
+        db.session.commit()
+        stored = db.session.execute(sa.select(records.c.key, records.c.id, records.c.request_sha256,
+                                              records.c.response_status, records.c.response_body,
+                                              records.c.created_at)).all()
+    assert sorted(key for key, _ in taken) == [f"sale:K{n}" for n in range(1, count + 1)]
+    by_key = {stored_row.key: stored_row for stored_row in stored}
+    assert len(stored) == count + 1
+    assert all(by_key[key].id == record_id for key, record_id in taken)
+    assert (by_key["sale:K0"].request_sha256, by_key["sale:K0"].response_status) == ("h0", 0)
+    assert {by_key[f"sale:K{n}"].response_status for n in range(1, count + 1)} == {7}
+    assert [by_key[f"sale:K{n}"].response_body for n in range(count + 1)] == [{"n": n} for n in range(count + 1)]
+    assert {stored_row.created_at for stored_row in stored} == {clock()}

@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from loyalty.auth.services import ApiCaller
-from loyalty.bulk import insert_rows
+from loyalty.bulk import insert_new_rows, insert_rows, update_rows
 from loyalty.errors import IdempotencyConflict
 from loyalty.sales.models import IdempotencyRecord
 
@@ -85,6 +85,38 @@ def remember_all(session: Session, client: ApiCaller, answers: list[tuple[str, s
     insert_rows(session, IdempotencyRecord.__table__, [
         {"client_id": client.id, "key": key, "request_sha256": request_sha256, "response_status": status,
          "response_body": body} for key, request_sha256, status, body in answers])
+
+
+# What a claimed record holds until its answer is stored.
+CLAIMED = {"response_status": 0, "response_body": {}}
+
+
+def claim_keys(session: Session, claims: list[tuple[int, str, str]]) -> dict[tuple[int, str], int]:
+    """Take the keys of (client_id, key, request_sha256) `claims` that no committed answer holds: a
+    record per key, inserted now and, before this transaction commits, given its answer
+    (`answer_claims`) or deleted (`release_claims`), so nobody ever reads a claim. Returns the record
+    id of each key taken. A key another open transaction has taken makes this wait for it: taken here
+    if that one rolls back or releases it, left otherwise (its answer is then committed, and the next
+    statement sees it under READ COMMITTED). Every claim of a transaction is taken in this one
+    statement, before any other lock, in key order: two claimers cannot deadlock on keys."""
+    taken = insert_new_rows(session, IdempotencyRecord.__table__, [
+        {"client_id": client_id, "key": key, "request_sha256": request_sha256}
+        for client_id, key, request_sha256 in claims],
+        unique=("client_id", "key"), returning=("client_id", "key", "id"), same=CLAIMED)
+    return {(client_id, key): record_id for client_id, key, record_id in taken}
+
+
+def answer_claims(session: Session, answers: list[tuple[int, int, dict]]) -> None:
+    """Store (record id, status, body) answers in the records `claim_keys` took."""
+    update_rows(session, IdempotencyRecord.__table__, [
+        {"id": record_id, "response_status": status, "response_body": body} for record_id, status, body in answers])
+
+
+def release_claims(session: Session, record_ids: list[int]) -> None:
+    """Give up claimed keys that get no stored answer (the request was refused): a retry posts again."""
+    if record_ids:
+        records = IdempotencyRecord.__table__
+        session.execute(sa.delete(records).where(records.c.id.in_(record_ids)))
 
 
 REPLAYED_HEADERS = {"Idempotent-Replayed": "true"}

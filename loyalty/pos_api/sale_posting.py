@@ -7,8 +7,19 @@ stored with them. Single sales that arrive together in one worker process are po
 list by a group commit (loyalty/group_commit.py), so at the till's busiest hour a sale costs a share
 of a batch rather than a transaction of its own. A batch a client sends is posted as several such
 lists (BATCH_PART), each committed before the next.
+
+Each transaction first claims the idempotency keys of its sales (`claim_keys`), all in one statement,
+in key order, before any other lock. The claim is what keeps a retry whose first attempt is still in
+flight in another transaction (another group, another process) from failing its own group: it waits
+for that transaction on the key, then replays its answer, or posts after all if the first attempt was
+refused. Posting first and letting the unique key of `transactions` catch the twin would abort the
+whole group's transaction (a COPY stops at its first duplicate), and its retry can meet the next
+twin still in flight, as often as there are tills retrying. Under READ COMMITTED the wait on the key
+settles it: a key not taken is committed, and visible to the next statement. On SQLite writers hold
+the database's one write lock in turn, so a claim never waits and twins never overlap.
 """
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,11 +38,13 @@ from loyalty.pos_api import schemas
 from loyalty.pos_api.idempotency import (
     ATTEMPTS,
     StoredResponse,
+    answer_claims,
+    claim_keys,
     conflict,
     fingerprint,
     load_stored,
     lost_race,
-    remember_all,
+    release_claims,
 )
 from loyalty.pos_api.problems import problem_body
 from loyalty.sales.services import SaleResult, post_sales
@@ -74,6 +87,15 @@ class SaleRequest:
         external_id = self.payload.get("external_id") if isinstance(self.payload, dict) else None
         return external_id if isinstance(external_id, str) else None
 
+    @property
+    def key(self) -> str | None:
+        """The idempotency key of a sale the schema accepted."""
+        return "sale:" + self.sale["external_id"] if isinstance(self.sale, dict) else None
+
+    @functools.cached_property
+    def request_sha256(self) -> str:
+        return fingerprint(self.payload)
+
 
 @dataclass(frozen=True)
 class SaleOutcome:
@@ -96,14 +118,14 @@ class SaleOutcome:
 
 
 def post_sale_requests(requests: Sequence[SaleRequest]) -> list[SaleOutcome]:
-    """Answer `requests` (of any clients) and commit, retrying a lost race; one outcome each, in order."""
+    """Answer `requests` (of any clients) and commit, retrying a deadlock; one outcome each, in order."""
     for attempt in range(ATTEMPTS):
         try:
+            claimed = claim_keys(db.session, _claims(requests))
             outcomes: dict[int, SaleOutcome] = {}
             for client_requests in _by_client(requests):
                 client = client_requests[0][1].client
-                answered = answer_sales(client, [sale_request for _, sale_request in client_requests],
-                                        look_up_first=attempt > 0)
+                answered = answer_sales(client, [sale_request for _, sale_request in client_requests], claimed)
                 outcomes.update((index, outcome) for (index, _), outcome in zip(client_requests, answered, strict=True))
             db.session.commit()
             in_order = [outcomes[index] for index in range(len(requests))]
@@ -162,63 +184,63 @@ def post_sale_together(sale_request: SaleRequest) -> SaleOutcome:
     return group.submit(sale_request)
 
 
-def answer_sales(client: ApiCaller, requests: Sequence[SaleRequest], *, look_up_first: bool) -> list[SaleOutcome]:
-    """One client's sales, answered in order (the caller commits): replayed when answered before,
-    posted otherwise. Twins within the list are answered like retries of the first.
-
-    Optimistic unless `look_up_first`: a first attempt, by far the common case, posts without reading
-    the stored answers. A retry of an answered sale then fails, on a unique key (the caller rolls back
-    and calls again with `look_up_first`) or on the state its first attempt left (points spent, a
-    coupon used: its stored answer is read then, see `_replay_lost_races`)."""
-    prints = [fingerprint(sale_request.payload) for sale_request in requests]
-    keys = {index: "sale:" + sale_request.sale["external_id"]
-            for index, sale_request in enumerate(requests) if isinstance(sale_request.sale, dict)}
-    # Each item is judged against the stored request itself: twins in one list may differ.
-    stored: dict[str, StoredResponse | DomainError] = (
-        load_stored(db.session, client, set(keys.values())) if look_up_first else {})
+def answer_sales(client: ApiCaller, requests: Sequence[SaleRequest],
+                 claimed: dict[tuple[int, str], int]) -> list[SaleOutcome]:
+    """One client's sales, answered in order (the caller commits): posted when this transaction
+    claimed their key (`claimed`: the record id per (client id, key), see `claim_keys`), replayed (or
+    refused when their body changed) otherwise. Twins within the list are answered like retries of
+    the first."""
+    keys = {index: sale_request.key for index, sale_request in enumerate(requests) if sale_request.key}
     first_of_key: dict[str, int] = {}
     to_post: list[int] = []
     for index, key in keys.items():
-        if key not in stored and key not in first_of_key:
+        if (client.id, key) in claimed and key not in first_of_key:
             first_of_key[key] = index
             to_post.append(index)
+    # Each item is judged against the stored request itself: twins in one list may differ.
+    stored: dict[str, StoredResponse | DomainError] = load_stored(
+        db.session, client, {key for key in keys.values() if (client.id, key) not in claimed})
     posted = post_sales(db.session, load_program(db.session), client, [requests[i].sale for i in to_post], utcnow())
-    lost = [keys[i] for i, result in zip(to_post, posted, strict=True) if isinstance(result, DomainError)]
-    _replay_lost_races(client, lost, stored)
     outcomes: dict[int, SaleOutcome] = {}
-    answers = []
+    answers, refused = [], []
     for index, result in zip(to_post, posted, strict=True):
-        key = keys[index]
+        key, sale_request = keys[index], requests[index]
         if isinstance(result, SaleResult):
             body = schemas.sale_response_schema.dump(result)
-            outcomes[index] = SaleOutcome(requests[index].external_id, 201, transaction=body)
-            answers.append((key, prints[index], 201, body))
-            stored[key] = StoredResponse(201, body, prints[index])
-        elif key not in stored:
-            outcomes[index] = SaleOutcome(requests[index].external_id, result.status, error=result)
+            outcomes[index] = SaleOutcome(sale_request.external_id, 201, transaction=body)
+            answers.append((claimed[client.id, key], 201, body))
+            stored[key] = StoredResponse(201, body, sale_request.request_sha256)
+        else:
+            outcomes[index] = SaleOutcome(sale_request.external_id, result.status, error=result)
+            refused.append(claimed[client.id, key])
             # Its twins later in this list fail the same way, with the same problem.
             stored[key] = result
-    remember_all(db.session, client, answers)
-    return [outcomes.get(index) or _earlier_answer(requests[index], keys.get(index), prints, index, stored,
-                                                   first_of_key)
+    answer_claims(db.session, answers)
+    release_claims(db.session, refused)
+    return [outcomes.get(index) or _earlier_answer(requests, index, stored, first_of_key)
             for index in range(len(requests))]
 
 
-def _replay_lost_races(client: ApiCaller, failed_keys: list[str], stored: dict) -> None:
-    """A sale refused by the rules (say, points already spent) may be the retry of a sale answered
-    before, or of a twin that committed while this one waited for the member's lock: that answer is
-    now visible, and is the right one to replay. Read only when something failed."""
-    stored.update(load_stored(db.session, client, failed_keys))
+def _claims(requests: Sequence[SaleRequest]) -> list[tuple[int, str, str]]:
+    """(client id, key, request hash) of each key in `requests`, the first request's hash for twins."""
+    claims: dict[tuple[int, str], str] = {}
+    for sale_request in requests:
+        if sale_request.key is not None:
+            claims.setdefault((sale_request.client.id, sale_request.key), sale_request.request_sha256)
+    return [(client_id, key, request_sha256) for (client_id, key), request_sha256 in claims.items()]
 
 
-def _earlier_answer(sale_request: SaleRequest, key: str | None, prints: list[str], index: int, stored: dict,
+def _earlier_answer(requests: Sequence[SaleRequest], index: int, stored: dict,
                     first_of_key: dict[str, int]) -> SaleOutcome:
+    sale_request = requests[index]
+    key = sale_request.key
     if key is None:  # refused by the schema
         return SaleOutcome(sale_request.external_id, sale_request.sale.status, error=sale_request.sale)
     earlier = stored[key]
-    if key in first_of_key and first_of_key[key] != index and prints[first_of_key[key]] != prints[index]:
+    first = first_of_key.get(key)
+    if first is not None and first != index and requests[first].request_sha256 != sale_request.request_sha256:
         earlier = IdempotencyConflict("this external_id appears earlier in the batch with a different body")
-    elif isinstance(earlier, StoredResponse) and earlier.request_sha256 != prints[index]:
+    elif isinstance(earlier, StoredResponse) and earlier.request_sha256 != sale_request.request_sha256:
         earlier = conflict()
     if isinstance(earlier, StoredResponse):
         return SaleOutcome(sale_request.external_id, earlier.status, replayed=True, transaction=earlier.body)
