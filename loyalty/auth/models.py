@@ -38,7 +38,7 @@ class ApiClient(db.Model):
     scopes: Mapped[str] = mapped_column(sa.String(100), default="pos")
     created_at: Mapped[datetime] = created_at_column()
     revoked_at: Mapped[datetime | None] = mapped_column()
-    # Coarse: written at most every few minutes per key and web process (auth.services.note_api_key_use).
+    # Coarse: written at most every few minutes per key and web process (pos_api.auth.authenticate_request).
     last_used_at: Mapped[datetime | None] = mapped_column()
 
     store: Mapped[Store] = relationship(lazy="joined")

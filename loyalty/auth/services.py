@@ -4,7 +4,6 @@ service these flush and never commit, and bad input raises a DomainError before 
 
 import functools
 import hashlib
-import logging
 import re
 import secrets
 import zoneinfo
@@ -22,14 +21,13 @@ from loyalty.cache import cached, hot_cache, watch
 from loyalty.errors import NotFound, ValidationFailed
 
 watch(ApiClient, Store)
-logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "lk_"
 # What lists show of a key and what `api-key revoke` matches against (the stored `key_prefix`).
 SHOWN_KEY_CHARS = 10
 # A revocation names at least this much of a key, so a slip like "lk_" cannot pick one by accident.
 MIN_REVOKE_PREFIX = len(KEY_PREFIX) + 4
-# How often a web process records that a key was used (note_api_key_use).
+# How often a web process records that a key was used (api_key_use_due).
 KEY_USE_RESOLUTION = timedelta(minutes=5)
 MIN_PASSWORD_LENGTH = 8
 # Store codes are kept upper case ("S001"): what operators type into tills and files.
@@ -192,30 +190,25 @@ def _live_caller(session: Session, key_sha256: str) -> ApiCaller | None:
                      store=StoreCopy(id=store.id, code=store.code, name=store.name, timezone=store.timezone))
 
 
-def note_api_key_use(session: Session, caller: ApiCaller, now: datetime) -> None:
-    """Record that the key was used, coarsely: at most once per key per KEY_USE_RESOLUTION in each
-    process (remembered in the hot cache), by a one-row UPDATE in a short transaction of its own. Doing
-    it in the request's transaction would add a write to every call and hold the client's row lock until
-    the request commits, queueing every till that shares the key; "last used" only needs minutes.
-    A failed write is logged and never fails the request."""
+def api_key_use_due(caller: ApiCaller) -> bool:
+    """Whether this process should record a use of the key now: once per key per KEY_USE_RESOLUTION
+    (remembered in the hot cache), so "last used" costs a write every few minutes, not one per call."""
     if (cache := hot_cache()) is None:
-        return
-    cache.get(("api-key-used", caller.id), KEY_USE_RESOLUTION.total_seconds(),
-              lambda: _write_last_used(session.get_bind(), caller.id, now))
+        return False
+    # The cache hands back the token of the call that stored it: this call's own only when it is due.
+    token = object()
+    return cache.get(("api-key-used", caller.id), KEY_USE_RESOLUTION.total_seconds(), lambda: token) is token
 
 
-def _write_last_used(engine: sa.Engine, client_id: int, now: datetime) -> bool:
-    try:
-        with engine.begin() as connection:
-            connection.execute(
-                sa.update(ApiClient)
-                .where(ApiClient.id == client_id,
-                       sa.or_(ApiClient.last_used_at.is_(None), ApiClient.last_used_at < now - KEY_USE_RESOLUTION))
-                .values(last_used_at=now))
-    except Exception:
-        logger.warning("could not record the use of API client %s", client_id, exc_info=True)
-    # Remembered either way: a database that refuses the write is not asked again on every request.
-    return True
+def record_api_key_use(session: Session, client_id: int, now: datetime) -> None:
+    """Stamp `last_used_at`, unless another process stamped it within KEY_USE_RESOLUTION. A statement
+    on the session's connection, not through the ORM: the stamp is no change of a cached key (a bulk
+    UPDATE of ApiClient through the session would clear this process's hot cache at its commit)."""
+    session.connection().execute(
+        sa.update(ApiClient)
+        .where(ApiClient.id == client_id,
+               sa.or_(ApiClient.last_used_at.is_(None), ApiClient.last_used_at < now - KEY_USE_RESOLUTION))
+        .values(last_used_at=now))
 
 
 # --- staff users -----------------------------------------------------------------------------------

@@ -1,15 +1,18 @@
 """API key authentication and scopes for /api/v1, the per-key rate limit, and no cookie session."""
 
 import hashlib
+import logging
 from functools import wraps
 
 from flask import current_app, g, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import Forbidden, Unauthorized
 
-from loyalty.auth.services import ApiCaller, authenticate_api_key, note_api_key_use
+from loyalty.auth.services import ApiCaller, api_key_use_due, authenticate_api_key, record_api_key_use
 from loyalty.clock import utcnow
 from loyalty.extensions import db, limiter
+
+logger = logging.getLogger(__name__)
 
 
 def _bearer_key() -> str | None:
@@ -25,9 +28,23 @@ def authenticate_request() -> None:
     if client is None:
         raise Unauthorized("a valid API key is required: Authorization: Bearer <key>")
     g.api_client = client
-    # Coarse on purpose (at most every few minutes per key and process, outside this request's
-    # transaction): operators want to know which keys are still in use, not each call.
-    note_api_key_use(db.session, client, utcnow())
+    if api_key_use_due(client):
+        _record_use(client, utcnow())
+
+
+def _record_use(client: ApiCaller, now) -> None:
+    """Stamp the key's "last used" in a short transaction of its own, committed before the view
+    starts: in the view's transaction it would hold the key's row lock until the request commits,
+    queueing every till that shares the key. On the request's own connection, never a second one: a
+    request holding one connection while it waits for another deadlocks the pool as soon as as many
+    requests do so at once as it has connections (tests/operations/test_connection_pool.py). A failed
+    stamp is logged and never fails the request; "last used" only needs minutes."""
+    try:
+        record_api_key_use(db.session, client.id, now)
+        db.session.commit()
+    except Exception:  # whatever the driver raises: the request goes on without the stamp
+        db.session.rollback()
+        logger.warning("could not record the use of API client %s", client.id, exc_info=True)
 
 
 def current_client() -> ApiCaller:
