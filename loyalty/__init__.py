@@ -18,6 +18,7 @@ def create_app(config: Mapping | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True, template_folder=str(PROJECT_ROOT / "templates"),
                 static_folder=str(PROJECT_ROOT / "static"))
     configure(app, config)
+    register_proxy_fix(app)
     register_logging(app)
     register_metrics(app)
     register_extensions(app)
@@ -74,6 +75,16 @@ def _development_secret(instance: Path) -> str:
         path.write_text(secrets.token_hex(32))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def register_proxy_fix(app: Flask) -> None:
+    """Behind TRUSTED_PROXY_HOPS reverse proxies, the client's address and scheme as they forwarded
+    them: per-address limits would otherwise count every client as the proxy."""
+    hops = int(app.config["TRUSTED_PROXY_HOPS"])
+    if hops > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
 
 def register_logging(app: Flask) -> None:

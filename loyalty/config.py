@@ -24,6 +24,10 @@ class DefaultConfig:
     # API.md: bodies over 1 MiB are refused with payload-too-large.
     MAX_CONTENT_LENGTH = 1024 * 1024
     API_RATE_LIMIT = "6000 per minute"
+    # Failed lookups per API key, across its lookup endpoints (an unknown member number, phone or card
+    # token; a coupon code that is unknown or another member's at /coupons/validate). Reached: every
+    # lookup of the key answers 429 until the window passes. Slows guessing, not a till's typos.
+    API_FAILED_LOOKUP_LIMIT = "30 per 10 minutes"
     API_BATCH_MAX_ITEMS = 1000
     # Seconds a web process keeps its copy of the program and the API keys (loyalty/cache.py): a change
     # made in another process takes effect within this time.
@@ -47,9 +51,18 @@ class DefaultConfig:
 
     # Flask-Limiter: Redis when configured (shared by all web processes), memory otherwise.
     # "loyalty-memory": limits' in-process store, made thread-safe (loyalty/auth/limiter_storage.py).
+    # The guessing limits (sign-in, password reset, sign-up, the API's failed lookups) count in the
+    # database whenever the store is the process's memory, so they hold across processes anyway.
     RATELIMIT_STORAGE_URI = "loyalty-memory://"
     RATELIMIT_HEADERS_ENABLED = True
     RATELIMIT_DEFAULT = None
+    # Redis unreachable: count in the process's memory (and the database) instead of answering 500,
+    # and ask Redis again after 1, 2, 4 ... 32 s. A counter that cannot be written is logged, never a 500.
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+    RATELIMIT_SWALLOW_ERRORS = True
+    # Passed to the Redis client of the limiter (ignored by the in-process store): a Redis that does not
+    # answer costs the request that finds out, and each later recheck, at most about this long.
+    RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
 
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
@@ -111,6 +124,12 @@ class DefaultConfig:
     # Seconds each /readyz check may take (database connect and statement, Redis): a dead database
     # then makes the probe answer 503 in about this time rather than hang.
     READINESS_TIMEOUT_SECONDS = 2
+
+    # Reverse proxies in front of the app that append to X-Forwarded-For / X-Forwarded-Proto (werkzeug's
+    # ProxyFix). 0: the headers are ignored and the client is whoever connects. Behind one load
+    # balancer, 1: the client address (per-address limits, logs) and https come from its headers. Never
+    # more than the proxies really there: a client could then choose its own address.
+    TRUSTED_PROXY_HOPS = 0
 
     # Tests replace this with a settable clock; see loyalty.clock.
     CLOCK = None

@@ -1,13 +1,12 @@
 """Unbound extension instances, initialised by the factory (`loyalty.create_app`)."""
 
 from flask_babel import Babel
-from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_wtf import CSRFProtect
 
-from loyalty.auth import limiter_storage  # noqa: F401  registers the "loyalty-memory://" counters
+from loyalty.auth.limiter_storage import Limiter  # also registers the "loyalty-memory://" counters
 from loyalty.db import Base, SQLAlchemy
 from loyalty.pos_api.openapi import ProblemApi
 

@@ -1,11 +1,14 @@
 """What load balancers, orchestrators and Prometheus ask of a web process (API.md "Operations
 endpoints"): `/healthz` (the process serves), `/readyz` (it can do its work: database reachable and
-migrated to head, Redis answering if configured) and `/metrics`.
+migrated to head; Redis answering if configured, or else "degraded") and `/metrics`.
 
 None of them is rate-limited, needs a session or a CSRF token, or sets a cookie. /readyz uses its own
 short timeouts, so a dead database makes it answer 503 quickly instead of hanging the probe; its
-`checks` map each name to a status string, "ok" or a short reason, so a later state ("degraded" for a
-Redis outage the service can live with) is one more value, not a new shape.
+`checks` map each name to a status string, "ok" or a short reason.
+
+A Redis outage is one the service lives with: rate limits count in each process (and the database)
+meanwhile (loyalty/auth/limiter_storage.py). So Redis alone failing answers 200 with status
+"degraded": a load balancer keeps sending traffic, and the body and the log tell the operator.
 """
 
 import hmac
@@ -31,12 +34,27 @@ def healthz():
 
 @operations.route("/readyz")
 def readyz():
-    """Ready for traffic: 200 when every check is "ok" (or Redis "not configured"), else 503."""
-    checks = {**check_database(), "redis": check_redis()}
-    ready = all(status in ("ok", "not configured") for status in checks.values())
-    if not ready:
+    """Ready for traffic: 200 when the database checks are "ok", with status "ok" when Redis is "ok"
+    or "not configured" too and "degraded" when it is not; 503 "unavailable" otherwise."""
+    database = check_database()
+    checks = {**database, "redis": check_redis()}
+    if any(status != "ok" for status in database.values()):
         logger.warning("not ready: %s", checks)
-    return jsonify(status="ok" if ready else "unavailable", checks=checks), 200 if ready else 503
+        return jsonify(status="unavailable", checks=checks), 503
+    status = "ok" if checks["redis"] in ("ok", "not configured") else "degraded"
+    _log_change(status, checks)
+    return jsonify(status=status, checks=checks), 200
+
+
+def _log_change(status: str, checks: dict[str, str]) -> None:
+    """Degraded is logged when this process first sees it, and its end too; not at every probe."""
+    state = _state()
+    previous = state.get("status", "ok")
+    state["status"] = status
+    if status == "degraded" and previous != "degraded":
+        logger.warning("degraded: %s", checks)
+    elif status == "ok" and previous == "degraded":
+        logger.warning("no longer degraded: %s", checks)
 
 
 @operations.route("/metrics")

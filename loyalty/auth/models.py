@@ -84,3 +84,16 @@ class AuditEvent(db.Model):
 
     # The audit trail is read newest first, across members.
     __table_args__ = (sa.Index("ix_audit_events_created_at", "created_at"),)
+
+
+class RateLimitCounter(db.Model):
+    """A rate-limit counter that every web process must share although no Redis is there to hold it
+    (loyalty/auth/limiter_storage.py): the guessing limits (sign-in, password reset, sign-up, the
+    API's failed lookups). One row per limit and key, counting until `expires_at`, when the window
+    starts over."""
+
+    __tablename__ = "rate_limit_counters"
+
+    key: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    count: Mapped[int]
+    expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -4,8 +4,10 @@ sign-ups and password-reset requests.
 Only failed attempts count (`deduct_when`), so people who sign in correctly never use up a limit, and
 the tills of one store behind one address do not lock each other out. Once a limit is reached, every
 attempt on that account (or from that address) is refused until the window passes, even with the
-right password: that is what makes guessing slow. Counters live in Redis when configured, so all web
-processes share them.
+right password: that is what makes guessing slow. Counters live in Redis when configured, and in the
+database without Redis or while it is unreachable (loyalty/auth/limiter_storage.py): every web
+process shares them either way. The address is the client's as ProxyFix gives it behind a trusted
+reverse proxy (TRUSTED_PROXY_HOPS).
 """
 
 import hashlib
@@ -15,6 +17,7 @@ from flask import current_app, g, request
 from flask_babel import gettext as _
 from flask_babel import ngettext
 
+from loyalty.auth.limiter_storage import SHARED_KEY_PREFIX
 from loyalty.extensions import limiter
 
 
@@ -23,13 +26,13 @@ def account_key(kind: str):
 
     def key() -> str:
         email = (request.form.get("email") or "").strip().lower()
-        return f"{kind}-account:" + hashlib.sha256(email.encode()).hexdigest()[:32]
+        return f"{SHARED_KEY_PREFIX}{kind}-account:" + hashlib.sha256(email.encode()).hexdigest()[:32]
 
     return key
 
 
 def address_key() -> str:
-    return "address:" + (request.remote_addr or "unknown")
+    return f"{SHARED_KEY_PREFIX}address:" + (request.remote_addr or "unknown")
 
 
 def mark_failed() -> None:

@@ -2,6 +2,7 @@
 
 import base64
 from collections.abc import Callable
+from datetime import datetime
 
 import sqlalchemy as sa
 from flask import request
@@ -21,7 +22,13 @@ from loyalty.points.ledger import load_wallet
 from loyalty.points.models import PointsEntry
 from loyalty.points.program import load_program
 from loyalty.pos_api import schemas
-from loyalty.pos_api.auth import api_rate_limit, authenticate_request, current_client
+from loyalty.pos_api.auth import (
+    api_rate_limit,
+    authenticate_request,
+    current_client,
+    failed_lookup_limit,
+    mark_failed_lookup,
+)
 from loyalty.pos_api.idempotency import (
     ATTEMPTS,
     REPLAYED_HEADERS,
@@ -42,6 +49,8 @@ transactions = ApiBlueprint("api_transactions", __name__, url_prefix="/api/v1/tr
 coupons = ApiBlueprint("api_coupons", __name__, url_prefix="/api/v1/coupons", description="Coupons")
 blueprints = [members, transactions, coupons]
 
+# Validation answers that tell a client its code names no coupon it may use: what guessing meets.
+GUESSED_COUPON_REASONS = frozenset({"unknown", "not-this-member"})
 # An `Idempotency-Key` is stored with its endpoint prefixed, in a column of 300 characters.
 MAX_IDEMPOTENCY_KEY = 255
 
@@ -96,8 +105,18 @@ def member_snapshot(member) -> MemberSnapshot:
 def find_member(member_no: str):
     member = get_member_by_no(db.session, member_no)
     if member is None:
+        mark_failed_lookup()
         raise NotFound(f"no member has the number {member_no!r}")
     return member
+
+
+def resolve_member(code: str, now: datetime):
+    """The member a card token, member number or phone names; a code naming nobody is a failed lookup."""
+    try:
+        return resolve_member_code(db.session, code, now)
+    except UnknownMember:
+        mark_failed_lookup()
+        raise
 
 
 # --- members -----------------------------------------------------------------------------------
@@ -130,10 +149,11 @@ def enrol(data):
 @members.arguments(schemas.LookupQuerySchema, location="query")
 @members.response(200, schemas.MemberSchema)
 @members.alt_response(410, description="card-token-expired")
+@failed_lookup_limit()
 def lookup(query):
     """Resolve a card token, member number or E.164 phone to the member."""
     try:
-        member = resolve_member_code(db.session, query["code"], utcnow())
+        member = resolve_member(query["code"], utcnow())
     except UnknownMember as error:
         raise NotFound(error.detail) from error
     return member_snapshot(member)
@@ -141,6 +161,7 @@ def lookup(query):
 
 @members.route("/<member_no>")
 @members.response(200, schemas.MemberSchema)
+@failed_lookup_limit()
 def get_member(member_no):
     return member_snapshot(find_member(member_no))
 
@@ -148,6 +169,7 @@ def get_member(member_no):
 @members.route("/<member_no>/coupons")
 @members.arguments(schemas.PageQuerySchema, location="query")
 @members.response(200, campaign_schemas.CouponPageSchema)
+@failed_lookup_limit()
 def member_coupons(query, member_no):
     """Coupons the member can use now (whatever the basket: min spend and SKU conditions still apply
     at the till), oldest first."""
@@ -160,6 +182,7 @@ def member_coupons(query, member_no):
 @members.route("/<member_no>/points")
 @members.arguments(schemas.PageQuerySchema, location="query")
 @members.response(200, schemas.PointsPageSchema)
+@failed_lookup_limit()
 def member_points(query, member_no):
     """Ledger entries, newest first."""
     member = find_member(member_no)
@@ -257,9 +280,16 @@ def post_refund_view(refund, external_id):
 @coupons.route("/validate", methods=["POST"])
 @coupons.arguments(schemas.CouponValidateSchema)
 @coupons.response(200, schemas.CouponValidationSchema)
+@failed_lookup_limit()
 def validate_coupon(data):
-    """Preview a coupon against a basket (`amount` is the subtotal, as in a sale); changes nothing."""
+    """Preview a coupon against a basket (`amount` is the subtotal, as in a sale); changes nothing.
+    An unknown code, another member's coupon or an unknown member is a failed lookup: the answers a
+    guesser walks through. Expired, used, min-spend and the like are not: those name a real coupon
+    the till holds, a cashier meets them every day, and reaching one by guessing cost failures first."""
     now = utcnow()
-    member = resolve_member_code(db.session, data["member"], now) if data.get("member") else None
-    return preview_coupon(db.session, data["code"], member, subtotal=data["amount"], lines=data.get("lines") or [],
-                          now=now)
+    member = resolve_member(data["member"], now) if data.get("member") else None
+    answer = preview_coupon(db.session, data["code"], member, subtotal=data["amount"],
+                            lines=data.get("lines") or [], now=now)
+    if answer["reason"] in GUESSED_COUPON_REASONS:
+        mark_failed_lookup()
+    return answer

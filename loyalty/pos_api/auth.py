@@ -1,4 +1,4 @@
-"""API key authentication and scopes for /api/v1, the per-key rate limit, and no cookie session."""
+"""API key authentication and scopes for /api/v1, the per-key rate limits, and no cookie session."""
 
 import hashlib
 import logging
@@ -8,6 +8,7 @@ from flask import current_app, g, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import Forbidden, Unauthorized
 
+from loyalty.auth.limiter_storage import SHARED_KEY_PREFIX
 from loyalty.auth.services import ApiCaller, api_key_use_due, authenticate_api_key, record_api_key_use
 from loyalty.clock import utcnow
 from loyalty.extensions import db, limiter
@@ -71,8 +72,34 @@ def rate_limit_key() -> str:
 
 
 def api_rate_limit():
+    """Requests per key: shared through Redis when configured, else counted by each process."""
     return limiter.shared_limit(lambda: current_app.config["API_RATE_LIMIT"], scope="api-v1",
                                 key_func=rate_limit_key)
+
+
+def failed_lookup_limit():
+    """Decorator: the key's failed lookups, shared by every endpoint that names a member or a coupon
+    by a code a client could guess (a member number, a phone, a coupon code). Only failures count
+    (`mark_failed_lookup`), so a till's ordinary lookups never use it up; once it is reached, every
+    lookup of the key is refused until the window passes, or the answers that still came through
+    would tell a guessed code from a wrong one. Counted across processes with or without Redis
+    (loyalty/auth/limiter_storage.py); the key's request limit still applies too."""
+    return limiter.shared_limit(lambda: current_app.config["API_FAILED_LOOKUP_LIMIT"],
+                                scope="api-v1-failed-lookups", key_func=_failed_lookup_key,
+                                deduct_when=_lookup_failed, override_defaults=False)
+
+
+def mark_failed_lookup() -> None:
+    """Called by a view whose code named nothing (or another member's coupon): this request counts."""
+    g.failed_lookup = True
+
+
+def _failed_lookup_key() -> str:
+    return SHARED_KEY_PREFIX + rate_limit_key()
+
+
+def _lookup_failed(response) -> bool:
+    return bool(g.get("failed_lookup"))
 
 
 class NoSessionForApi(SecureCookieSessionInterface):

@@ -7,7 +7,7 @@ import time
 from limits import RateLimitItemPerMinute
 from limits.strategies import FixedWindowRateLimiter
 
-from loyalty.auth.limiter_storage import ThreadSafeMemoryStorage
+from loyalty.auth.limiter_storage import PerProcessOrDatabase, ThreadSafeMemoryStorage
 from loyalty.extensions import limiter
 
 LIMIT = RateLimitItemPerMinute(10_000_000)
@@ -18,7 +18,8 @@ def test_the_app_counts_in_the_thread_safe_store_without_redis(app):
     if app.config["REDIS_URL"]:
         assert "redis" in app.config["RATELIMIT_STORAGE_URI"]
     else:
-        assert isinstance(limiter.storage, ThreadSafeMemoryStorage)
+        assert isinstance(limiter.storage, PerProcessOrDatabase)
+        assert isinstance(limiter.storage.memory, ThreadSafeMemoryStorage)
 
 
 def hammer(storage, seconds: float) -> tuple[list[BaseException], int, int]:

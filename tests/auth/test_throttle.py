@@ -1,8 +1,13 @@
 """Sign-in throttling, per account and per address, with a clear message (Flask-Limiter; Redis-backed
-under --redis). Only failed attempts count."""
+under --redis, the database without Redis). Only failed attempts count."""
+
+import os
+import subprocess
+import sys
 
 import pytest
 
+from loyalty import PROJECT_ROOT
 from tests.support.portal import log_in, new_portal_member, staff_log_in
 
 ACCOUNT_LIMIT = 5  # config LOGIN_LIMIT_PER_ACCOUNT = "5 per 5 minutes"
@@ -75,3 +80,50 @@ def test_the_message_is_in_chinese_for_chinese_browsers(app, member):
     refused = log_in(app.test_client(), member.email, member.password, headers={"Accept-Language": "zh-CN"})
     assert refused.status_code == 429
     assert "该账户登录失败次数过多" in refused.get_data(as_text=True)
+
+
+# A web process of its own on the test database, without Redis: its in-process counters are its own.
+# It starts (which takes seconds) at once, and signs in when the file argv[3] exists.
+SIGN_IN_PROCESS = """
+import sys
+import time
+from pathlib import Path
+from argon2 import PasswordHasher
+from loyalty import create_app
+from loyalty.auth import services
+from tests.support.portal import log_in
+
+services.password_hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # as in the tests
+app = create_app({"TESTING": True, "SECRET_KEY": "test-secret-key", "SQLALCHEMY_DATABASE_URI": sys.argv[1],
+                  "REDIS_URL": None, "LOG_LEVEL": "WARNING"})
+client = app.test_client()
+while not Path(sys.argv[3]).exists():
+    time.sleep(0.05)
+statuses = [log_in(client, f"victim{number}@example.com", "guess", environ_base={"REMOTE_ADDR": "203.0.113.7"}
+                   ).status_code for number in range(int(sys.argv[2]))]
+print(" ".join(map(str, statuses)))
+"""
+
+
+def test_the_address_limit_holds_across_processes_without_redis(servers, tmp_path):
+    """Two web processes, one after the other, each with its own memory: together they let through no
+    more failed sign-ins from one address than LOGIN_LIMIT_PER_ADDRESS (30 per 5 minutes); with the
+    counters in each process's memory they let through 30 each."""
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("LOYALTY_")}
+    processes = [subprocess.Popen([sys.executable, "-c", SIGN_IN_PROCESS, servers["database_url"], "20",
+                                   str(tmp_path / f"go-{number}")],
+                                  cwd=PROJECT_ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+                 for number in (1, 2)]
+    statuses = []
+    try:
+        for number, process in enumerate(processes, 1):
+            (tmp_path / f"go-{number}").touch()
+            output, errors = process.communicate(timeout=180)
+            assert process.returncode == 0, errors
+            statuses.append([int(status) for status in output.split()])
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+    assert statuses == [[200] * 20, [200] * 10 + [429] * 10]

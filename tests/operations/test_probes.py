@@ -1,5 +1,5 @@
-"""/healthz and /readyz (API.md "Operations endpoints"): alive whatever the database does; ready only
-with the database answering at the migrations' head, and Redis answering when it is configured."""
+"""/healthz and /readyz: alive whatever the database does; ready only with the database answering at
+the migrations' head, and "degraded" (still ready) when a configured Redis does not answer."""
 
 import time
 
@@ -67,13 +67,24 @@ def test_readyz_names_migrations_behind_head(make_app, tmp_path):
     # Nothing on the way migrated the database: readiness only reads.
 
 
-def test_readyz_names_redis_when_it_does_not_answer(make_app):
+def test_readyz_is_degraded_but_ready_when_redis_does_not_answer(make_app):
+    """The service lives through a Redis outage (rate limits count per process meanwhile): 200, so the
+    load balancer keeps the process, and "degraded" with the reason, for the operator."""
     app = make_app(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", READINESS_TIMEOUT_SECONDS=1)
+    status, body = readiness(app.test_client())
+    assert status == 200
+    assert body["status"] == "degraded"
+    assert body["checks"]["database"] == "ok"
+    assert body["checks"]["migrations"] == "ok"
+    assert body["checks"]["redis"].startswith("unreachable: ")
+
+
+def test_readyz_is_unavailable_with_a_dead_database_whatever_redis_does(make_app):
+    app = make_app(SQLALCHEMY_DATABASE_URI=f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere",
+                   REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", READINESS_TIMEOUT_SECONDS=1)
     status, body = readiness(app.test_client())
     assert status == 503
     assert body["status"] == "unavailable"
-    assert body["checks"]["database"] == "ok"
-    assert body["checks"]["redis"].startswith("unreachable: ")
 
 
 def test_readyz_follows_postgresql_going_down_and_coming_back(make_app):

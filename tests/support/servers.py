@@ -82,12 +82,13 @@ def postgres_server():
 
 
 @contextmanager
-def redis_server():
-    """Yield the URL of a private redis-server on a free port."""
+def redis_server(port: int | None = None):
+    """Yield the URL of a private redis-server on `port` (to start one again where another was), or on
+    a free port."""
     executable = shutil.which("redis-server")
     if executable is None:
         raise RuntimeError("redis-server is not installed (apt-get install -y redis-server)")
-    port = free_port()
+    port = port or free_port()
     process = subprocess.Popen([executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                                 "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
