@@ -20,6 +20,15 @@ class DefaultConfig:
 
     # None: jobs run inline in the calling process after its commit (embedded default).
     REDIS_URL = None
+    # Seconds an enqueue waits for Redis (connect, then answer). Past it the job is kept in the
+    # deferred_jobs table for the sweeper (loyalty/jobs.py), so a dead Redis slows a request by this much.
+    JOBS_REDIS_TIMEOUT_SECONDS = 2
+    # Coupon batches (loyalty/campaigns/batches.py): coupons per committed chunk; how long a queued or
+    # running batch's progress may stand still before the sweeper starts it again (its worker died);
+    # and the delays, in seconds, of RQ's tries after a failed or killed run.
+    COUPON_BATCH_CHUNK_SIZE = 5000
+    COUPON_BATCH_STALL_SECONDS = 600
+    COUPON_BATCH_RETRY_INTERVALS = [10, 60, 300]
 
     # API.md: bodies over 1 MiB are refused with payload-too-large.
     MAX_CONTENT_LENGTH = 1024 * 1024

@@ -9,6 +9,7 @@ from loyalty.campaigns.models import (  # noqa: F401
     OfferMemberUse,
 )
 from loyalty.insights.models import AssociationRule, JobRun, RfmSnapshot, RfmSnapshotMember  # noqa: F401
+from loyalty.jobs import DeferredJob  # noqa: F401
 from loyalty.members.models import ConsentEvent, Member, StaffNote  # noqa: F401
 from loyalty.points.models import (  # noqa: F401
     EarningRule,

@@ -4,6 +4,12 @@ A batch is created in the caller's transaction, then issued by a job (loyalty.ca
 chunks: each chunk's coupons are one multi-row INSERT, committed together with the batch's progress
 counter, so progress is visible while it runs and a crashed or repeated run carries on from the last
 committed chunk instead of issuing twice.
+
+A batch never waits on a dead worker: RQ tries a failed or killed run again (COUPON_BATCH_RETRY_INTERVALS),
+and the sweeper (loyalty.jobs.sweep) starts again any queued or running batch whose progress has not
+moved for COUPON_BATCH_STALL_SECONDS. "failed" is final and means the batch itself cannot be issued
+(an error that a retry would meet again); an outage (database or Redis unreachable, a killed or timed
+out run) leaves it queued or running, to be resumed.
 """
 
 from collections.abc import Iterator, Sequence
@@ -85,11 +91,21 @@ def issue_next_chunk(session: Session, batch_id: int, now: datetime, *, chunk_si
             for code, member_id in zip(fresh_codes(session, size), members, strict=True)
         ])
     batch.issued = start + size
+    batch.progress_at = now
     batch.status = "done" if batch.issued == batch.requested else "running"
     if batch.status == "done":
         batch.finished_at = now
     session.flush()
     return size
+
+
+def stalled_batch_ids(session: Session, still_since: datetime) -> list[int]:
+    """Batches queued or running whose last chunk (or creation) is older than `still_since`."""
+    return list(session.scalars(
+        sa.select(CouponBatch.id)
+        .where(CouponBatch.status.in_(("queued", "running")),
+               sa.func.coalesce(CouponBatch.progress_at, CouponBatch.created_at) < still_since)
+        .order_by(CouponBatch.id)))
 
 
 def mark_failed(session: Session, batch_id: int, error: str, now: datetime) -> None:

@@ -153,6 +153,9 @@ class CouponBatch(db.Model):
     created_by_staff_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff_users.id"))
     created_at: Mapped[datetime] = created_at_column()
     finished_at: Mapped[datetime | None] = mapped_column()
+    # When the last chunk was committed: a queued or running batch that stands still for
+    # COUPON_BATCH_STALL_SECONDS lost its worker, and the sweeper starts it again.
+    progress_at: Mapped[datetime | None] = mapped_column()
 
     offer: Mapped[Offer] = relationship()
 

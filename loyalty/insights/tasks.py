@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
+from redis.exceptions import RedisError
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
@@ -116,7 +117,7 @@ def request_rescore():
     if current_app.config["REDIS_URL"]:
         try:
             pending = Job.fetch(RESCORE_JOB_ID, connection=redis_connection())
-        except NoSuchJobError:
+        except (NoSuchJobError, RedisError):  # Redis away: `enqueue` keeps the job for the sweeper
             pending = None
         if pending is not None and pending.get_status(refresh=False) in (
                 JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED):

@@ -26,7 +26,6 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_user, logout_user
-from redis.exceptions import RedisError
 
 from loyalty.auth import throttle
 from loyalty.auth.access import MemberIdentity, current_member, member_required
@@ -289,8 +288,9 @@ def forgot_password():
         if member is not None:
             try:
                 enqueue_password_reset(member, str(get_locale()), request.url_root)
-            except (OSError, smtplib.SMTPException, RedisError):
-                # Mail server (inline) or queue unreachable: logged for the operator; the visitor gets
+            except (OSError, smtplib.SMTPException):
+                # Mail server unreachable (inline; with Redis configured the job is queued, or kept for
+                # the sweeper while Redis is away): logged for the operator; the visitor gets
                 # the usual answer, or an error page would tell them that this email has an account.
                 current_app.logger.exception("password reset email to member %s not sent", member.member_no)
         # The same answer whether or not the email has an account: no way to probe who is a member.
