@@ -14,6 +14,7 @@ import os
 import time
 
 from flask import Flask
+from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, Retry, Worker
 from rq.cron import CronJob, CronScheduler
@@ -43,7 +44,7 @@ class OncePerPeriodCronScheduler(CronScheduler):
         for job in self._cron_jobs:
             if job.should_run():
                 if self.claim(job):
-                    job.enqueue(self.connection)
+                    enqueue_with_retry(job, self.connection)
                 job.set_enqueue_time(enqueue_time)
                 due.append(job)
         return due
@@ -57,10 +58,20 @@ def build_cron_scheduler(app: Flask) -> CronScheduler:
     scheduler = OncePerPeriodCronScheduler(connection=redis_connection(app))
     for job in PERIODIC_JOBS:
         module, _, name = job.func.rpartition(".")
-        cron_job = scheduler.register(getattr(importlib.import_module(module), name), queue_name=job.queue,
-                                      cron=job.cron, job_timeout=job.timeout, ttl=job.ttl, name=job.name)
-        cron_job.job_options["retry"] = PERIODIC_RETRY
+        scheduler.register(getattr(importlib.import_module(module), name), queue_name=job.queue, cron=job.cron,
+                           job_timeout=job.timeout, ttl=job.ttl, name=job.name)
     return scheduler
+
+
+def enqueue_with_retry(job: CronJob, connection: Redis) -> None:
+    """Enqueue a periodic run with PERIODIC_RETRY. The Retry is in the job's options only for the
+    enqueue: RQ saves the options in the scheduler's record in Redis as JSON, which a Retry is not (the
+    scheduler died on it before its first run)."""
+    job.job_options["retry"] = PERIODIC_RETRY
+    try:
+        job.enqueue(connection)
+    finally:
+        del job.job_options["retry"]
 
 
 def _run_scheduler(redis_url: str) -> None:

@@ -4,6 +4,7 @@ per scheduler (loyalty/worker.py). RQ 3.0's CronScheduler has no lock of its own
 from datetime import UTC, datetime, timedelta
 
 from rq import Queue
+from rq.cron import CronScheduler
 
 from loyalty.jobs import PERIODIC_JOBS, QUEUES, redis_connection
 from loyalty.worker import build_cron_scheduler
@@ -35,3 +36,11 @@ def test_periodic_runs_are_retried_when_their_work_horse_dies(app, own_redis):
     scheduler.enqueue_jobs()
     jobs = Queue("maintenance", connection=redis_connection(app)).jobs
     assert jobs and all(job.retries_left == 2 for job in jobs)
+
+
+def test_a_scheduler_can_record_itself_in_redis(app, own_redis):
+    """`start()` first writes the scheduler's record, every job's options included, as JSON: an option
+    JSON cannot hold (a Retry) killed the scheduler before its first run, in every `loyalty worker`."""
+    scheduler = build_cron_scheduler(app)
+    scheduler.register_birth()
+    assert [found.name for found in CronScheduler.all(redis_connection(app))] == [scheduler.name]
