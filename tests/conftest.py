@@ -27,12 +27,14 @@ def pytest_addoption(parser):
 
 
 def pytest_collection_modifyitems(config, items):
-    if config.getoption("--db") == "postgresql":
-        return
-    skip = pytest.mark.skip(reason="needs PostgreSQL itself (--db postgresql)")
+    postgresql = config.getoption("--db") == "postgresql"
+    skip_postgres_only = pytest.mark.skip(reason="needs PostgreSQL itself (--db postgresql)")
+    skip_live = pytest.mark.skip(reason="runs the service on PostgreSQL and Redis (--db postgresql --redis)")
     for item in items:
-        if "postgres_only" in item.keywords:
-            item.add_marker(skip)
+        if "postgres_only" in item.keywords and not postgresql:
+            item.add_marker(skip_postgres_only)
+        if "live" in item.keywords and not (postgresql and config.getoption("--redis")):
+            item.add_marker(skip_live)
 
 
 @pytest.fixture(scope="session")
