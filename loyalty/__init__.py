@@ -129,10 +129,10 @@ def register_json_parsing(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from loyalty.campaigns.api import blueprints as campaign_api_blueprints
     from loyalty.extensions import api, csrf
     from loyalty.pos_api.api import blueprints as api_blueprints
     from loyalty.pos_api.auth import NoSessionForApi
+    from loyalty.pos_api.offers import blueprints as campaign_api_blueprints
 
     app.session_interface = NoSessionForApi()
 
@@ -141,23 +141,23 @@ def register_blueprints(app: Flask) -> None:
         csrf.exempt(blueprint)
         api.register_blueprint(blueprint)
 
-    from loyalty.members.staff_views import staff
+    from loyalty.staff.views import staff
 
     app.register_blueprint(staff)
 
-    from loyalty.auth.views import staff_auth
-    from loyalty.members.portal_views import portal
-    from loyalty.web import site
+    from loyalty.portal.views import portal
+    from loyalty.web.sign_in import staff_auth
+    from loyalty.web.site import site
 
     app.register_blueprint(site)
     app.register_blueprint(staff_auth)
     app.register_blueprint(portal)
 
-    from loyalty.insights.views import marketing
+    from loyalty.marketing.dashboard_views import marketing
 
     app.register_blueprint(marketing)
 
-    from loyalty.campaigns.views import marketing_offers
+    from loyalty.marketing.offer_views import marketing_offers
 
     app.register_blueprint(marketing_offers)
 
@@ -182,8 +182,8 @@ def register_errorhandlers(app: Flask) -> None:
 
 
 def register_security_headers(app: Flask) -> None:
-    """CSP, framing, nosniff, referrer, HSTS and no-store on personal pages (loyalty/security_headers.py)."""
-    from loyalty.security_headers import register_security_headers as register
+    """CSP, framing, nosniff, referrer, HSTS and no-store on personal pages (loyalty/web/security_headers.py)."""
+    from loyalty.web.security_headers import register_security_headers as register
 
     register(app)
 

@@ -8,7 +8,7 @@ in UTC ISO 8601 ("2026-12-03T09:00:00Z"): `awk -F '  +'` splits them even where 
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 
 import click
 import sqlalchemy as sa
@@ -30,7 +30,7 @@ from loyalty.auth.services import (
     staff_by_email,
     store_by_code,
 )
-from loyalty.clock import utcnow
+from loyalty.clock import utc_text, utcnow
 from loyalty.errors import DomainError
 from loyalty.extensions import db
 
@@ -245,7 +245,7 @@ def _refusals() -> Iterator[None]:
 
 
 def _utc(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+    return utc_text(value.replace(microsecond=0)) if value else None
 
 
 def _print_table(headers: Sequence[str], rows: Sequence[Sequence[str | None]]) -> None:

@@ -18,8 +18,8 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def as_utc(value: datetime) -> datetime:
-    """Normalise an aware datetime to UTC; naive values are refused because they are ambiguous."""
-    if value.tzinfo is None:
-        raise ValueError("naive datetime: a timezone offset is required")
-    return value.astimezone(UTC)
+def utc_text(value: datetime | None) -> str | None:
+    """A time as the API, the CLI and the CSV downloads write it: RFC 3339 in UTC with a `Z`."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")

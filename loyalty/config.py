@@ -59,7 +59,7 @@ class DefaultConfig:
     OPENAPI_JSON_PATH = "openapi.json"
 
     # Flask-Limiter: Redis when configured (shared by all web processes), memory otherwise.
-    # "loyalty-memory": limits' in-process store, made thread-safe (loyalty/auth/limiter_storage.py).
+    # "loyalty-memory": limits' in-process store, made thread-safe (loyalty/rate_limits.py).
     # The guessing limits (sign-in, password reset, sign-up, the API's failed lookups) count in the
     # database whenever the store is the process's memory, so they hold across processes anyway.
     RATELIMIT_STORAGE_URI = "loyalty-memory://"

@@ -6,9 +6,9 @@ from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_wtf import CSRFProtect
 
-from loyalty.auth.limiter_storage import Limiter  # also registers the "loyalty-memory://" counters
 from loyalty.db import Base, SQLAlchemy
-from loyalty.pos_api.openapi import ProblemApi
+from loyalty.openapi import ProblemApi
+from loyalty.rate_limits import Limiter  # also registers the "loyalty-memory://" counters
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()

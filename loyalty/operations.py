@@ -7,7 +7,7 @@ short timeouts, so a dead database makes it answer 503 quickly instead of hangin
 `checks` map each name to a status string, "ok" or a short reason.
 
 A Redis outage is one the service lives with: rate limits count in each process (and the database)
-meanwhile (loyalty/auth/limiter_storage.py). So Redis alone failing answers 200 with status
+meanwhile (loyalty/rate_limits.py). So Redis alone failing answers 200 with status
 "degraded": a load balancer keeps sending traffic, and the body and the log tell the operator.
 """
 

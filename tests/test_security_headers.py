@@ -1,9 +1,9 @@
-"""Every response carries the security headers (loyalty/security_headers.py), and the pages that show
+"""Every response carries the security headers (loyalty/web/security_headers.py), and the pages that show
 personal data are not stored by the browser."""
 
 import pytest
 
-from loyalty.security_headers import register_security_headers
+from loyalty.web.security_headers import register_security_headers
 from tests.support.portal import new_portal_member, staff_log_in, use_cheap_password_hashing
 
 SECURITY_HEADERS = {"X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}

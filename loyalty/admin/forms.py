@@ -22,10 +22,10 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Email, EqualTo, InputRequired, Length, Optional, Regexp
 
-from loyalty.auth.forms import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 from loyalty.auth.models import API_SCOPES, STAFF_ROLES
+from loyalty.auth.services import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 from loyalty.errors import ValidationFailed
-from loyalty.members.staff_services import fen_to_yuan, yuan_to_fen
+from loyalty.money import fen_to_yuan, yuan_to_fen
 from loyalty.points.program_changes import SettingsValues, TierValues
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"

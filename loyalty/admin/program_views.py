@@ -9,7 +9,6 @@ from flask_babel import ngettext
 
 from loyalty.admin.forms import SettingsForm, TierForm
 from loyalty.admin.views import ID, NO_STORE, admin_helpers, show_refusal
-from loyalty.auth.access import current_staff, staff_required
 from loyalty.clock import utcnow
 from loyalty.errors import ValidationFailed
 from loyalty.extensions import db
@@ -17,6 +16,7 @@ from loyalty.i18n import number
 from loyalty.points import program_changes
 from loyalty.points.models import Tier
 from loyalty.points.program import load_program
+from loyalty.web.access import current_staff, staff_required
 
 admin_program = Blueprint("admin_program", __name__, url_prefix="/admin/program")
 admin_program.context_processor(admin_helpers)

@@ -19,7 +19,6 @@ from loyalty.admin.forms import (
     StoreForm,
 )
 from loyalty.auth import services
-from loyalty.auth.access import current_staff, staff_required
 from loyalty.auth.audit_trail import AuditFilter, audit_page, changed_fields
 from loyalty.auth.models import StaffUser
 from loyalty.clock import utcnow
@@ -29,6 +28,7 @@ from loyalty.extensions import db
 from loyalty.members.data_access import VIEW_ACTION, record_member_view
 from loyalty.members.services import get_member_by_no
 from loyalty.members.staff_services import CONSOLE_CLIENT_PREFIX
+from loyalty.web.access import current_staff, staff_required
 
 admin = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -231,7 +231,7 @@ def set_password(staff_id: int):
     db.session.commit()
     flash(_("New password set for %(email)s; their other sessions have ended.", email=account.email), "success")
     if account.id == current_staff().id:
-        # The new password ended this session too (auth.access: credential stamps).
+        # The new password ended this session too (web.access: credential stamps).
         return redirect(url_for("staff_auth.login", next=url_for(".staff_account", staff_id=staff_id)))
     return redirect(url_for(".staff_account", staff_id=staff_id))
 

@@ -56,7 +56,7 @@ class StaffUser(db.Model):
     role: Mapped[str] = mapped_column(sa.String(16))
     store_id: Mapped[int | None] = mapped_column(sa.ForeignKey("stores.id"))
     active: Mapped[bool] = mapped_column(default=True)
-    # Part of every session's credential stamp (auth/access.py): signing out or being disabled bumps it,
+    # Part of every session's credential stamp (web/access.py): signing out or being disabled bumps it,
     # which ends every session and remember-me cookie of the account.
     session_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = created_at_column()
@@ -88,7 +88,7 @@ class AuditEvent(db.Model):
 
 class RateLimitCounter(db.Model):
     """A rate-limit counter that every web process must share although no Redis is there to hold it
-    (loyalty/auth/limiter_storage.py): the guessing limits (sign-in, password reset, sign-up, the
+    (loyalty/rate_limits.py): the guessing limits (sign-in, password reset, sign-up, the
     API's failed lookups). One row per limit and key, counting until `expires_at`, when the window
     starts over."""
 

@@ -29,7 +29,9 @@ SHOWN_KEY_CHARS = 10
 MIN_REVOKE_PREFIX = len(KEY_PREFIX) + 4
 # How often a web process records that a key was used (api_key_use_due).
 KEY_USE_RESOLUTION = timedelta(minutes=5)
-MIN_PASSWORD_LENGTH = 8
+# Every password of the program, staff and members alike (forms show these limits, services enforce them).
+PASSWORD_MIN_LENGTH = 8
+PASSWORD_MAX_LENGTH = 256
 # Store codes are kept upper case ("S001"): what operators type into tills and files.
 STORE_CODE = re.compile(r"[A-Z0-9][A-Z0-9_-]{0,31}")
 # Argon2id: memory-hard, so a stolen table of hashes is expensive to attack with GPUs.
@@ -242,7 +244,7 @@ def staff_by_email(session: Session, email: str) -> StaffUser:
 
 def set_staff_active(session: Session, staff: StaffUser, active: bool, *, actor: StaffUser | None) -> None:
     """Enable or disable an account. A disabled account cannot sign in and its open sessions are refused
-    from the next request (auth/access.py loads only active accounts). Unchanged: nothing is written."""
+    from the next request (web/access.py loads only active accounts). Unchanged: nothing is written."""
     if staff.active == active:
         return
     if not active:
@@ -259,13 +261,13 @@ def set_staff_active(session: Session, staff: StaffUser, active: bool, *, actor:
 
 def end_sessions(account) -> None:
     """Every session and remember-me cookie of `account` (a StaffUser or a Member) stops working from
-    its next request: the session epoch is part of their credential stamp (auth/access.py)."""
+    its next request: the session epoch is part of their credential stamp (web/access.py)."""
     account.session_epoch = (account.session_epoch or 0) + 1
 
 
 def set_staff_password(session: Session, staff: StaffUser, password: str, *, actor: StaffUser | None) -> None:
     """A new password. It changes the account's credential stamp, which ends every session and
-    remember-me cookie signed in with the old one (auth/access.py)."""
+    remember-me cookie signed in with the old one (web/access.py)."""
     _check_password(password)
     staff.password_hash = password_hasher.hash(password)
     session.flush()
@@ -298,9 +300,9 @@ def _check_role(role: str, store: Store | None) -> None:
 
 
 def _check_password(password: str) -> None:
-    if len(password) < MIN_PASSWORD_LENGTH:
+    if len(password) < PASSWORD_MIN_LENGTH:
         raise ValidationFailed("password too short",
-                               errors={"password": [f"At least {MIN_PASSWORD_LENGTH} characters."]})
+                               errors={"password": [f"At least {PASSWORD_MIN_LENGTH} characters."]})
 
 
 def _refuse_losing_the_last_admin(session: Session, staff: StaffUser, verb: str) -> None:

@@ -15,7 +15,6 @@ from loyalty.extensions import db
 
 OFFER_KINDS = ("amount_off", "percent_off", "free_item", "bonus_points", "points_multiplier")
 MONEY_KINDS = ("amount_off", "percent_off", "free_item")
-POINTS_KINDS = ("bonus_points", "points_multiplier")
 COUPON_STATUSES = ("issued", "redeemed", "void", "expired")
 BATCH_STATUSES = ("queued", "running", "done", "failed")
 

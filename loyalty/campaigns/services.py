@@ -48,7 +48,7 @@ class OfferReport:
 
 def create_offer(session: Session, data: dict, *, now: datetime, api_client: ApiClient | None = None,
                  staff_user: StaffUser | None = None) -> Offer:
-    """A new offer from validated fields (see campaigns.schemas.OfferCreateSchema)."""
+    """A new offer from validated fields (see pos_api.offer_schemas.OfferCreateSchema)."""
     values = {name: data.get(name) for name in OFFER_FIELDS if data.get(name) is not None}
     values.setdefault("value", 0)
     values.setdefault("min_spend", 0)

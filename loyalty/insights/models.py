@@ -15,8 +15,6 @@ from sqlalchemy.sql.expression import FunctionElement
 from loyalty.db import BigId, created_at_column, id_column
 from loyalty.extensions import db
 
-JOB_STATUSES = ("running", "succeeded", "failed")
-
 
 class RfmSnapshot(db.Model):
     """One RFM run, kept by date: a second run on the same UTC day replaces the first."""

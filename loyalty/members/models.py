@@ -9,8 +9,6 @@ from loyalty.db import BigId, created_at_column, id_column
 from loyalty.extensions import db
 from loyalty.points.models import Tier
 
-MEMBER_STATUSES = ("active", "suspended", "erased")
-
 
 class Member(db.Model):
     __tablename__ = "members"

@@ -11,8 +11,7 @@ from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy.orm import Session, selectinload
 
 from loyalty.auth import services as auth_services
-from loyalty.auth.forms import PASSWORD_MIN_LENGTH
-from loyalty.auth.services import verify_password_or_waste_time
+from loyalty.auth.services import PASSWORD_MIN_LENGTH, verify_password_or_waste_time
 from loyalty.clock import utcnow
 from loyalty.db import MAX_ID
 from loyalty.errors import DuplicateMember, NotFound, ValidationFailed

@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -36,8 +35,6 @@ from loyalty.sales.services import post_sales
 
 CONSOLE_CLIENT_PREFIX = "staff-console:"
 CONSOLE_EXTERNAL_ID = re.compile(r"^console-[A-Za-z0-9_-]{1,32}-[0-9a-f]{32}$")
-# Yuan with at most two decimals (fen); the ceiling keeps far inside the API's money range.
-YUAN_AMOUNT = re.compile(r"^(\d{1,9})(?:\.(\d{1,2}))?$")
 PHONE_LIKE = re.compile(r"^\+?\d{5,20}$")
 NOTE_MAX_CHARS = 2000
 RECENT_TRANSACTIONS = 10
@@ -67,26 +64,6 @@ def find_member_at_till(session: Session, code: str, now: datetime) -> Member:
         if phone == code:
             raise
         return resolve_member_code(session, phone, now)
-
-
-# --- money ---------------------------------------------------------------------------------------
-
-def yuan_to_fen(text: str) -> int:
-    """Parse a typed amount in yuan ("128", "128.5", "128.50") into integer fen, exactly: no float
-    ever holds the value. More than two decimals, signs, exponents and separators are refused rather
-    than rounded, so what the cashier typed is what is recorded."""
-    cleaned = (text or "").strip().removeprefix("¥").strip()
-    if not YUAN_AMOUNT.fullmatch(cleaned):
-        raise ValidationFailed("not an amount in yuan",
-                               errors={"amount": ["Enter an amount like 128.50 (at most two decimals)."]})
-    return int(Decimal(cleaned) * 100)
-
-
-def fen_to_yuan(fen: int) -> str:
-    """Integer fen shown as yuan with two decimals ("12800" → "128.00"), by integer arithmetic."""
-    sign = "-" if fen < 0 else ""
-    whole, part = divmod(abs(fen), 100)
-    return f"{sign}{whole:,}.{part:02d}"
 
 
 # --- the console's API client ---------------------------------------------------------------------

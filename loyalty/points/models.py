@@ -9,8 +9,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from loyalty.db import BigId, created_at_column, id_column
 from loyalty.extensions import db
 
-ENTRY_KINDS = ("earn", "redeem", "expire", "reverse", "restore", "adjust", "bonus")
-
 
 class ProgramSettings(db.Model):
     """The program's rules of exchange; one row, created by the first migration with the defaults."""

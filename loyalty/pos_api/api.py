@@ -9,7 +9,6 @@ from flask import request
 from sqlalchemy.exc import DBAPIError
 
 from loyalty.auth.store_binding import store_for_key
-from loyalty.campaigns import schemas as campaign_schemas
 from loyalty.campaigns.redemption import preview_coupon
 from loyalty.campaigns.services import usable_coupons
 from loyalty.clock import utcnow
@@ -21,6 +20,7 @@ from loyalty.metrics import count_refund
 from loyalty.points.ledger import load_wallet
 from loyalty.points.models import PointsEntry
 from loyalty.points.program import load_program
+from loyalty.pos_api import offer_schemas as campaign_schemas
 from loyalty.pos_api import schemas
 from loyalty.pos_api.auth import (
     api_rate_limit,

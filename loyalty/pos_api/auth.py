@@ -8,10 +8,10 @@ from flask import current_app, g, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import Forbidden, Unauthorized
 
-from loyalty.auth.limiter_storage import SHARED_KEY_PREFIX
 from loyalty.auth.services import ApiCaller, api_key_use_due, authenticate_api_key, record_api_key_use
 from loyalty.clock import utcnow
 from loyalty.extensions import db, limiter
+from loyalty.rate_limits import SHARED_KEY_PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def failed_lookup_limit():
     (`mark_failed_lookup`), so a till's ordinary lookups never use it up; once it is reached, every
     lookup of the key is refused until the window passes, or the answers that still came through
     would tell a guessed code from a wrong one. Counted across processes with or without Redis
-    (loyalty/auth/limiter_storage.py); the key's request limit still applies too."""
+    (loyalty/rate_limits.py); the key's request limit still applies too."""
     return limiter.shared_limit(lambda: current_app.config["API_FAILED_LOOKUP_LIMIT"],
                                 scope="api-v1-failed-lookups", key_func=_failed_lookup_key,
                                 deduct_when=_lookup_failed, override_defaults=False)

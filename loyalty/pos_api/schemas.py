@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from loyalty.clock import utcnow
+from loyalty.clock import utc_text, utcnow
+from loyalty.members.masks import mask_email, mask_phone
 
 MAX_MONEY = 10**12  # minor units: far beyond any till, small enough for every integer column
 MAX_POINTS = 10**9
@@ -71,13 +72,6 @@ class UTCDateTime(fields.AwareDateTime):
         return utc_text(value)
 
 
-def utc_text(value: datetime | None) -> str | None:
-    """A time as the API writes it: RFC 3339 in UTC with a `Z`."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def money(**kwargs):
     return fields.Integer(strict=True, validate=validate.Range(0, MAX_MONEY), **kwargs)
 
@@ -91,21 +85,6 @@ def not_in_future(value: datetime) -> None:
 
     if value > utcnow() + current_app.config["SALE_FUTURE_TOLERANCE"]:
         raise ma.ValidationError("Must not be more than 5 minutes in the future.")
-
-
-def mask_email(email: str | None) -> str | None:
-    if not email:
-        return None
-    local, _, domain = email.partition("@")
-    return f"{local[:1]}***@{domain}"
-
-
-def mask_phone(phone: str | None) -> str | None:
-    if not phone:
-        return None
-    if len(phone) <= 8:
-        return phone[:2] + "*" * (len(phone) - 2)
-    return phone[:6] + "*" * (len(phone) - 10) + phone[-4:]
 
 
 # --- members -----------------------------------------------------------------------------------
@@ -138,18 +117,6 @@ class TierSchema(ma.Schema):
     # document any Decimal as a number.
     multiplier = fields.Decimal(as_string=True, places=2,
                                 metadata={"type": "string", "pattern": r"^\d+\.\d{2}$", "example": "1.25"})
-
-
-class ExpiringSchema(ma.Schema):
-    points = fields.Integer()
-    expires_at = UTCDateTime()
-
-
-class PointsSchema(ma.Schema):
-    balance = fields.Integer(metadata={"description": "every point held; negative after a refund of spent points"})
-    available = fields.Integer(metadata={"description": "redeemable now"})
-    pending = fields.Integer(metadata={"description": "on hold until the return window passes"})
-    expiring = fields.List(fields.Nested(ExpiringSchema))
 
 
 class MemberSchema(ma.Schema):
@@ -316,7 +283,7 @@ class BatchResponseSchema(ma.Schema):
     results = fields.List(fields.Nested(BatchItemSchema))
 
 
-# --- coupons at the till (offer and coupon objects: loyalty.campaigns.schemas) --------------------
+# --- coupons at the till (offer and coupon objects: loyalty.pos_api.offer_schemas) --------------------
 
 class CouponValidateSchema(StrictSchema):
     code = fields.String(required=True, validate=validate.Length(1, 64))
@@ -335,5 +302,4 @@ class CouponValidationSchema(ma.Schema):
 member_schema = MemberSchema()
 sale_response_schema = SaleResponseSchema()
 refund_response_schema = RefundResponseSchema()
-transaction_schema = TransactionSchema()
 sale_schema = SaleSchema()

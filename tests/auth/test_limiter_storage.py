@@ -1,4 +1,4 @@
-"""The in-process rate-limit counters (loyalty/auth/limiter_storage.py) under many threads at once."""
+"""The in-process rate-limit counters (loyalty/rate_limits.py) under many threads at once."""
 
 import sys
 import threading
@@ -7,8 +7,8 @@ import time
 from limits import RateLimitItemPerMinute
 from limits.strategies import FixedWindowRateLimiter
 
-from loyalty.auth.limiter_storage import PerProcessOrDatabase, ThreadSafeMemoryStorage
 from loyalty.extensions import limiter
+from loyalty.rate_limits import PerProcessOrDatabase, ThreadSafeMemoryStorage
 
 LIMIT = RateLimitItemPerMinute(10_000_000)
 THREADS = 16

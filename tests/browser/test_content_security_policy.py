@@ -1,4 +1,4 @@
-"""The Content-Security-Policy (loyalty/security_headers.py) blocks nothing our own pages need: a
+"""The Content-Security-Policy (loyalty/web/security_headers.py) blocks nothing our own pages need: a
 violation blocks a script or style silently, so every page with a script is opened in Chromium and
 its console and `securitypolicyviolation` events must stay empty."""
 

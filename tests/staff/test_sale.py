@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from loyalty.auth.models import ApiClient
 from loyalty.errors import ValidationFailed
-from loyalty.members.staff_services import fen_to_yuan, yuan_to_fen
+from loyalty.money import fen_to_yuan, yuan_to_fen
 from tests.staff.conftest import EXTERNAL_ID_INPUT
 
 

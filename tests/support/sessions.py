@@ -1,9 +1,9 @@
 """Signing a test client in by its session, as the sign-in views leave it (no password round trip)."""
 
-from loyalty.auth.access import MemberIdentity, StaffIdentity
 from loyalty.auth.models import StaffUser
 from loyalty.extensions import db
 from loyalty.members.models import Member
+from loyalty.web.access import MemberIdentity, StaffIdentity
 
 KINDS = {"staff": (StaffUser, StaffIdentity), "member": (Member, MemberIdentity)}
 

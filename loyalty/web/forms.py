@@ -5,8 +5,7 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
-PASSWORD_MIN_LENGTH = 8
-PASSWORD_MAX_LENGTH = 256
+from loyalty.auth.services import PASSWORD_MAX_LENGTH
 
 
 class LoginForm(FlaskForm):

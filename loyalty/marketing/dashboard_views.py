@@ -10,13 +10,13 @@ from flask import Blueprint, Response, abort, current_app, flash, jsonify, redir
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from loyalty.auth.access import staff_required
 from loyalty.clock import utcnow
 from loyalty.csv_export import table as csv_table
 from loyalty.extensions import db
 from loyalty.i18n import moment
 from loyalty.insights import services, tasks
 from loyalty.points.program import load_program
+from loyalty.web.access import staff_required
 
 marketing = Blueprint("marketing", __name__, url_prefix="/marketing")
 

@@ -27,19 +27,19 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_user, logout_user
 
-from loyalty.auth import throttle
-from loyalty.auth.access import MemberIdentity, current_member, member_required
-from loyalty.auth.forms import PASSWORD_MIN_LENGTH, LoginForm
-from loyalty.auth.services import check_password, end_sessions
-from loyalty.auth.views import safe_next_url
-from loyalty.campaigns.display import coupon_card
+from loyalty.auth.services import PASSWORD_MIN_LENGTH, check_password, end_sessions
 from loyalty.campaigns.services import usable_coupons
 from loyalty.clock import utcnow
 from loyalty.errors import DomainError, DuplicateMember, NotFound, ValidationFailed
 from loyalty.extensions import db
 from loyalty.members import gdpr
 from loyalty.members import portal_services as services
-from loyalty.members.portal_forms import (
+from loyalty.members.qr import qr_png, qr_svg
+from loyalty.members.services import current_card_token, erase_member, set_consents
+from loyalty.members.tasks import enqueue_password_reset
+from loyalty.points.ledger import load_wallet
+from loyalty.points.program import load_program
+from loyalty.portal.forms import (
     ConsentsForm,
     EraseForm,
     ForgotPasswordForm,
@@ -48,11 +48,11 @@ from loyalty.members.portal_forms import (
     ResetPasswordForm,
     SignupForm,
 )
-from loyalty.members.qr import qr_png, qr_svg
-from loyalty.members.services import current_card_token, erase_member, set_consents
-from loyalty.members.tasks import enqueue_password_reset
-from loyalty.points.ledger import load_wallet
-from loyalty.points.program import load_program
+from loyalty.web import throttle
+from loyalty.web.access import MemberIdentity, current_member, member_required
+from loyalty.web.forms import LoginForm
+from loyalty.web.offer_display import coupon_card
+from loyalty.web.sign_in import safe_next_url
 
 portal = Blueprint("portal", __name__, url_prefix="/portal")
 

@@ -8,11 +8,11 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 from werkzeug.routing import BuildError
 
-from loyalty.auth import throttle
-from loyalty.auth.access import StaffIdentity
-from loyalty.auth.forms import LoginForm
 from loyalty.auth.services import authenticate_staff, end_sessions
 from loyalty.extensions import db
+from loyalty.web import throttle
+from loyalty.web.access import StaffIdentity
+from loyalty.web.forms import LoginForm
 
 staff_auth = Blueprint("staff_auth", __name__, url_prefix="/staff")
 

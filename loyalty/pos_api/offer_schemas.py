@@ -6,7 +6,8 @@ from marshmallow import fields, validate
 
 from loyalty.campaigns import codes
 from loyalty.campaigns.models import COUPON_STATUSES, MONEY_KINDS, OFFER_KINDS
-from loyalty.pos_api.schemas import MAX_MONEY, MAX_POINTS, StrictSchema, UTCDateTime, money, utc_text
+from loyalty.clock import utc_text
+from loyalty.pos_api.schemas import MAX_MONEY, MAX_POINTS, StrictSchema, UTCDateTime, money
 
 VALUE_RANGES = {
     "amount_off": (1, MAX_MONEY, "minor units off"),
@@ -147,4 +148,3 @@ class CouponPageSchema(ma.Schema):
 
 offer_schema = OfferSchema()
 coupon_schema = CouponSchema()
-coupon_page_schema = CouponPageSchema()

@@ -14,9 +14,8 @@ from markupsafe import Markup, escape
 from sqlalchemy.exc import IntegrityError
 from wtforms import SelectChoice
 
-from loyalty.auth.access import current_staff, staff_required
+from loyalty import money
 from loyalty.campaigns import codes
-from loyalty.campaigns.display import coupon_card
 from loyalty.campaigns.services import find_coupon
 from loyalty.clock import utcnow
 from loyalty.errors import (
@@ -32,13 +31,15 @@ from loyalty.errors import (
 from loyalty.extensions import db
 from loyalty.members import staff_services as services
 from loyalty.members.data_access import record_member_view
+from loyalty.members.masks import mask_email, mask_phone
 from loyalty.members.models import Member
 from loyalty.members.services import current_card_token, get_member_by_no
-from loyalty.members.staff_forms import AdjustForm, EnrolForm, NoteForm, SaleForm, ScanForm
 from loyalty.points.ledger import load_wallet
 from loyalty.points.program import load_program
 from loyalty.points.services import adjust_points
-from loyalty.pos_api.schemas import mask_email, mask_phone
+from loyalty.staff.forms import AdjustForm, EnrolForm, NoteForm, SaleForm, ScanForm
+from loyalty.web.access import current_staff, staff_required
+from loyalty.web.offer_display import coupon_card
 
 staff = Blueprint("staff", __name__, url_prefix="/staff")
 
@@ -65,7 +66,7 @@ COUPON_REFUSALS = {
 @staff.context_processor
 def console_helpers() -> dict:
     # The layout shows flashed messages under the console's bar, so base.html leaves them out.
-    return {"yuan": services.fen_to_yuan, "coupon_code": codes.display, "is_admin": _is_admin,
+    return {"yuan": money.fen_to_yuan, "coupon_code": codes.display, "is_admin": _is_admin,
             "role_label": lambda role: ROLE_LABELS.get(role, role),
             "band_label": lambda band: CHURN_BANDS.get(band, band), "show_flashes": True}
 
@@ -126,7 +127,7 @@ def coupon_refusal(error: CouponInvalid) -> str:
         coupon = find_coupon(db.session, code)
         if coupon is not None:
             return _("Coupon %(code)s needs a basket of at least ¥%(amount)s before discounts.",
-                     code=code, amount=services.fen_to_yuan(coupon.offer.min_spend))
+                     code=code, amount=money.fen_to_yuan(coupon.offer.min_spend))
     message = COUPON_REFUSALS.get(error.reason)
     return str(message) % {"code": code} if message else _("Coupon refused: %(detail)s", detail=error.detail)
 
@@ -266,19 +267,19 @@ def sale(member_no: str):
         flash(_("This sale was already recorded; nothing was added twice."), "info")
     else:
         flash(_("Sale of ¥%(amount)s recorded: %(earned)s points earned, %(redeemed)s redeemed.",
-                amount=services.fen_to_yuan(recorded.transaction.amount),
+                amount=money.fen_to_yuan(recorded.transaction.amount),
                 earned=recorded.transaction.points_earned, redeemed=recorded.transaction.points_redeemed),
               "success")
         for coupon in recorded.coupons:
             flash(_("Coupon %(code)s redeemed: ¥%(discount)s off.", code=coupon["code"],
-                    discount=services.fen_to_yuan(coupon["discount"])), "success")
+                    discount=money.fen_to_yuan(coupon["discount"])), "success")
     return redirect(url_for("staff.member", member_no=member_no))
 
 
 def _record_sale(member: Member, form: SaleForm) -> services.HandSale:
     """Record and commit. Two submits racing past the replay check collide on the unique external id;
     the loser rolls back and, on its retry, finds the winner's sale and replays it."""
-    amount = services.yuan_to_fen(form.amount.data)
+    amount = money.yuan_to_fen(form.amount.data)
     subtotal = _subtotal_fen(form.subtotal.data)
     for attempt in range(2):
         try:
@@ -299,7 +300,7 @@ def _subtotal_fen(typed: str | None) -> int | None:
     if not (typed or "").strip():
         return None
     try:
-        return services.yuan_to_fen(typed)
+        return money.yuan_to_fen(typed)
     except ValidationFailed as error:
         raise ValidationFailed(error.detail, errors={"subtotal": ["Enter an amount like 128.50."]}) from None
 

@@ -5,7 +5,7 @@ Only failed attempts count (`deduct_when`), so people who sign in correctly neve
 the tills of one store behind one address do not lock each other out. Once a limit is reached, every
 attempt on that account (or from that address) is refused until the window passes, even with the
 right password: that is what makes guessing slow. Counters live in Redis when configured, and in the
-database without Redis or while it is unreachable (loyalty/auth/limiter_storage.py): every web
+database without Redis or while it is unreachable (loyalty/rate_limits.py): every web
 process shares them either way. The address is the client's as ProxyFix gives it behind a trusted
 reverse proxy (TRUSTED_PROXY_HOPS).
 """
@@ -17,8 +17,8 @@ from flask import current_app, g, request
 from flask_babel import gettext as _
 from flask_babel import ngettext
 
-from loyalty.auth.limiter_storage import SHARED_KEY_PREFIX
 from loyalty.extensions import limiter
+from loyalty.rate_limits import SHARED_KEY_PREFIX
 
 
 def account_key(kind: str):

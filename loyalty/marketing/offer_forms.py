@@ -3,7 +3,7 @@
 Marketers type money in yuan and dates in their store's time zone; `offer_fields()` turns a validated
 form into what campaigns.services takes (integer fen, timezone-aware UTC, lists). Amounts go through
 the staff console's `yuan_to_fen`, so a typed amount is parsed the same exact way everywhere. The
-rules of each offer kind are the API schema's (campaigns.schemas), with messages in the reader's
+rules of each offer kind are the API schema's (pos_api.offer_schemas), with messages in the reader's
 language.
 """
 
@@ -19,11 +19,11 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from loyalty.campaigns.batches import MAX_BATCH
-from loyalty.campaigns.display import KIND_LABELS
 from loyalty.campaigns.models import MONEY_KINDS, Offer
-from loyalty.campaigns.schemas import VALUE_RANGES
 from loyalty.errors import ValidationFailed
-from loyalty.members.staff_services import fen_to_yuan, yuan_to_fen
+from loyalty.money import fen_to_yuan, yuan_to_fen
+from loyalty.pos_api.offer_schemas import VALUE_RANGES
+from loyalty.web.offer_display import KIND_LABELS
 
 # SKUs and categories are typed as a list: commas (also the Chinese ones) or spaces between them.
 LIST_SEPARATORS = re.compile(r"[\s,，、;；]+")

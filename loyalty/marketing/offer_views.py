@@ -18,17 +18,17 @@ from flask import (
 )
 from flask_babel import gettext as _
 
-from loyalty.auth.access import current_staff, staff_required
 from loyalty.campaigns import batches, codes, services, tasks
-from loyalty.campaigns.display import BATCH_STATUS_LABELS, COUPON_STATUS_LABELS, benefit, conditions, kind_label
-from loyalty.campaigns.forms import VALUE_HINTS, BatchForm, EditOfferForm, NewOfferForm, OfferForm
 from loyalty.campaigns.models import CouponBatch, Offer
 from loyalty.clock import utcnow
 from loyalty.db import MAX_ID
 from loyalty.errors import NotFound, ValidationFailed
 from loyalty.extensions import db
 from loyalty.i18n import money
+from loyalty.marketing.offer_forms import VALUE_HINTS, BatchForm, EditOfferForm, NewOfferForm, OfferForm
 from loyalty.points.program import load_program
+from loyalty.web.access import current_staff, staff_required
+from loyalty.web.offer_display import BATCH_STATUS_LABELS, COUPON_STATUS_LABELS, benefit, conditions, kind_label
 
 marketing_offers = Blueprint("marketing_offers", __name__, url_prefix="/marketing/offers")
 

@@ -4,11 +4,12 @@ serialise, commit. The till's endpoints (validate, a member's coupons) live in l
 
 from flask import request
 
-from loyalty.campaigns import schemas, services
+from loyalty.campaigns import services
 from loyalty.clock import utcnow
 from loyalty.db import MAX_ID
 from loyalty.extensions import db
 from loyalty.members.services import resolve_member_code
+from loyalty.pos_api import offer_schemas as schemas
 from loyalty.pos_api.api import header_idempotency_key, run_idempotent
 from loyalty.pos_api.auth import api_rate_limit, authenticate_request, current_client, require_scope
 from loyalty.pos_api.idempotency import fingerprint, json_response

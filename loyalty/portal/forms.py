@@ -6,7 +6,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, EmailField, PasswordField, StringField, TelField
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
 
-from loyalty.auth.forms import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
+from loyalty.auth.services import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 
 _email = [DataRequired(), Email(message=_l("Enter a valid email address.")), Length(max=320)]
 _new_password = [DataRequired(), Length(min=PASSWORD_MIN_LENGTH, max=PASSWORD_MAX_LENGTH,
