@@ -19,12 +19,16 @@ SECRET_FIELDS = frozenset({"password", "password_hash", "key", "api_key", "key_s
 
 def record_audit(session: Session, *, action: str, actor: StaffUser | None = None, api_client=None,
                  member_id: int | None = None, subject: str | None = None, before: dict | None = None,
-                 after: dict | None = None) -> AuditEvent:
+                 after: dict | None = None, at: datetime | None = None) -> AuditEvent:
     """Add an audit row to the session (flushed with the change it records, committed by the caller).
-    `api_client` is anything with an `id` (an ApiClient row or the request's ApiCaller copy)."""
+    `api_client` is anything with an `id` (an ApiClient row or the request's ApiCaller copy). `at` is
+    the time the service acted on (its `now`), so the row and the change it records agree; without it,
+    the clock's time at insert."""
     event = AuditEvent(action=action, staff_user_id=actor.id if actor else None,
                        api_client_id=api_client.id if api_client else None, member_id=member_id,
                        subject=subject, before=_plain(before), after=_plain(after))
+    if at is not None:
+        event.created_at = at
     session.add(event)
     return event
 

@@ -10,6 +10,9 @@ from decimal import Decimal
 
 from loyalty.errors import ValidationFailed
 
+# The largest amount anything may hold, in minor units: far beyond any till, small enough for every
+# integer column (BigInteger) and for sums of many of them.
+MAX_MONEY = 10**12
 # Yuan with at most two decimals (fen); the ceiling keeps far inside the API's money range.
 YUAN_AMOUNT = re.compile(r"^(\d{1,9})(?:\.(\d{1,2}))?$")
 

@@ -4,24 +4,23 @@ usable coupons, and expiry. Verbs take a session and flush; the caller commits.
 At the till, see loyalty.campaigns.redemption; bulk issue and CSV export, loyalty.campaigns.batches.
 """
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, contains_eager, joinedload
 
-from loyalty.auth.models import ApiClient, AuditEvent, StaffUser
+from loyalty.audit import record_audit
+from loyalty.auth.models import ApiClient, StaffUser
 from loyalty.campaigns import codes
 from loyalty.campaigns.models import Coupon, CouponRedemption, Offer, OfferMemberUse
+from loyalty.campaigns.offer_rules import LIST_FIELDS, OfferSpec, check_offer
 from loyalty.campaigns.redemption import invalid
 from loyalty.errors import NotFound, ValidationFailed
 from loyalty.members.models import Member
 from loyalty.points.models import Tier
 from loyalty.sales.models import Transaction
 
-OFFER_FIELDS = ("name", "kind", "value", "min_spend", "max_discount", "skus", "categories", "valid_from",
-                "valid_until", "valid_days", "tiers", "per_member_limit", "budget_count", "budget_amount",
-                "stackable")
 # What may change once an offer exists: not its kind or value, which coupons in wallets promise.
 EDITABLE_FIELDS = ("name", "min_spend", "max_discount", "skus", "categories", "valid_from", "valid_until",
                    "valid_days", "tiers", "per_member_limit", "budget_count", "budget_amount", "stackable")
@@ -46,35 +45,39 @@ class OfferReport:
 
 # --- offers --------------------------------------------------------------------------------------
 
-def create_offer(session: Session, data: dict, *, now: datetime, api_client: ApiClient | None = None,
+def create_offer(session: Session, spec: OfferSpec, *, now: datetime, api_client: ApiClient | None = None,
                  staff_user: StaffUser | None = None) -> Offer:
-    """A new offer from validated fields (see pos_api.offer_schemas.OfferCreateSchema)."""
-    values = {name: data.get(name) for name in OFFER_FIELDS if data.get(name) is not None}
-    values.setdefault("value", 0)
-    values.setdefault("min_spend", 0)
-    for name in ("skus", "categories", "tiers"):
-        values[name] = list(dict.fromkeys(values.get(name) or []))
+    """A new offer, once `spec` keeps every rule (offer_rules.check_offer) and names known tiers."""
+    check_offer(spec)
+    values = {**asdict(spec), "value": spec.value or 0}
+    for name in LIST_FIELDS:
+        values[name] = list(dict.fromkeys(values[name]))
     _check_tiers(session, values["tiers"])
     offer = Offer(**values, redeemed_count=0, discount_given=0, created_at=now,
                   created_by_client_id=api_client.id if api_client else None,
                   created_by_staff_id=staff_user.id if staff_user else None)
     session.add(offer)
     session.flush()
-    _audit(session, "offer.create", api_client, staff_user, None, {"offer_id": offer.id, "name": offer.name}, now)
+    record_audit(session, action="offer.create", actor=staff_user, api_client=api_client, at=now,
+                 after={"offer_id": offer.id, "name": offer.name})
     return offer
 
 
 def update_offer(session: Session, offer: Offer, changes: dict, *, now: datetime,
                  staff_user: StaffUser | None = None, api_client: ApiClient | None = None) -> Offer:
-    """Edit an offer (marketing console). Budgets cannot go below what is already spent; ending the
-    offer earlier shortens its coupons too, so the expiry job and wallets agree with the till."""
+    """Edit an offer (marketing console): `changes` maps OfferSpec field names to their new values, and
+    the offer they make must keep every rule a new one does. Budgets cannot go below what is already
+    spent; ending the offer earlier shortens its coupons too, so the expiry job and wallets agree with
+    the till."""
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
         raise ValidationFailed("these fields cannot change once an offer exists",
                                errors={name: ["Cannot be changed."] for name in sorted(unknown)})
+    check_offer(replace(OfferSpec.of(offer), **{
+        name: tuple(value or ()) if name in LIST_FIELDS else value for name, value in changes.items()}))
     locked = session.scalar(sa.select(Offer).where(Offer.id == offer.id).with_for_update()
                             .execution_options(populate_existing=True))
-    before = {name: _plain(getattr(locked, name)) for name in changes}
+    before = {name: getattr(locked, name) for name in changes}
     errors = {}
     if changes.get("budget_count") is not None and changes["budget_count"] < locked.redeemed_count:
         errors["budget_count"] = [f"Already {locked.redeemed_count} redeemed."]
@@ -85,10 +88,7 @@ def update_offer(session: Session, offer: Offer, changes: dict, *, now: datetime
     if errors:
         raise ValidationFailed("the offer's budget is already spent beyond that", errors=errors)
     for name, value in changes.items():
-        setattr(locked, name, list(value or []) if name in ("skus", "categories", "tiers") else value)
-    if locked.valid_from and locked.valid_until and locked.valid_until <= locked.valid_from:
-        raise ValidationFailed("the offer would end before it starts",
-                               errors={"valid_until": ["Must be after valid_from."]})
+        setattr(locked, name, list(value or []) if name in LIST_FIELDS else value)
     if changes.get("valid_until") is not None:
         coupons = Coupon.__table__
         session.execute(
@@ -98,9 +98,8 @@ def update_offer(session: Session, offer: Offer, changes: dict, *, now: datetime
             .values(expires_at=changes["valid_until"])
         )
     session.flush()
-    _audit(session, "offer.update", api_client, staff_user, None,
-           {"offer_id": locked.id, **{name: _plain(changes[name]) for name in changes}}, now,
-           before={"offer_id": locked.id, **before})
+    record_audit(session, action="offer.update", actor=staff_user, api_client=api_client, at=now,
+                 before={"offer_id": locked.id, **before}, after={"offer_id": locked.id, **changes})
     return locked
 
 
@@ -180,8 +179,8 @@ def issue_personal_coupon(session: Session, offer: Offer, member: Member, *, now
                     uses_limit=1, uses_count=0, expires_at=coupon_expiry(offer, now, single_use=True), issued_at=now)
     session.add(coupon)
     session.flush()
-    _audit(session, "coupon.issue", api_client, staff_user, member.id, {"coupon_id": coupon.id, "offer_id": offer.id},
-           now)
+    record_audit(session, action="coupon.issue", actor=staff_user, api_client=api_client, member_id=member.id,
+                 at=now, after={"coupon_id": coupon.id, "offer_id": offer.id})
     return coupon
 
 
@@ -203,8 +202,8 @@ def create_generic_code(session: Session, offer: Offer, *, limit: int, now: date
                     uses_count=0, expires_at=coupon_expiry(offer, now, single_use=False), issued_at=now)
     session.add(coupon)
     session.flush()
-    _audit(session, "coupon.issue", api_client, staff_user, None,
-           {"coupon_id": coupon.id, "offer_id": offer.id, "limit": limit}, now)
+    record_audit(session, action="coupon.issue", actor=staff_user, api_client=api_client, at=now,
+                 after={"coupon_id": coupon.id, "offer_id": offer.id, "limit": limit})
     return coupon
 
 
@@ -250,7 +249,8 @@ def void_coupon(session: Session, raw_code: str, *, now: datetime, api_client: A
             raise invalid("used", shown, "has been used and cannot be voided")
         raise invalid("expired", shown, "has expired")
     if voided:
-        _audit(session, "coupon.void", api_client, staff_user, coupon.member_id, {"coupon_id": coupon.id}, now)
+        record_audit(session, action="coupon.void", actor=staff_user, api_client=api_client,
+                     member_id=coupon.member_id, at=now, after={"coupon_id": coupon.id})
     return coupon
 
 
@@ -291,16 +291,3 @@ def expire_coupons(session: Session, now: datetime, *, batch_size: int = EXPIRY_
     return session.execute(
         sa.update(coupons).where(coupons.c.id.in_(due), coupons.c.status == "issued").values(status="expired")
     ).rowcount or 0
-
-
-# --- helpers -------------------------------------------------------------------------------------
-
-def _audit(session: Session, action: str, api_client: ApiClient | None, staff_user: StaffUser | None,
-           member_id: int | None, after: dict, now: datetime, before: dict | None = None) -> None:
-    session.add(AuditEvent(api_client_id=api_client.id if api_client else None,
-                           staff_user_id=staff_user.id if staff_user else None, member_id=member_id,
-                           action=action, before=before, after=after, created_at=now))
-
-
-def _plain(value):
-    return value.isoformat() if isinstance(value, datetime) else value

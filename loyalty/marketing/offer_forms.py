@@ -1,9 +1,9 @@
 """The marketing console's offer forms (Flask-WTF: each carries a CSRF token).
 
-Marketers type money in yuan and dates in their store's time zone; `offer_fields()` turns a validated
-form into what campaigns.services takes (integer fen, timezone-aware UTC, lists). Amounts go through
-the staff console's `yuan_to_fen`, so a typed amount is parsed the same exact way everywhere. The
-rules of each offer kind are the API schema's (pos_api.offer_schemas), with messages in the reader's
+Marketers type money in yuan and dates in their store's time zone; the forms only parse what was typed
+(integer fen through `loyalty.money.yuan_to_fen`, timezone-aware UTC, lists) into what campaigns.services
+takes: an OfferSpec for a new offer, the changed fields for an edit. Every rule of an offer is the
+service's (campaigns.offer_rules); `show_refusal` puts its errors next to their fields in the reader's
 language.
 """
 
@@ -19,10 +19,11 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from loyalty.campaigns.batches import MAX_BATCH
-from loyalty.campaigns.models import MONEY_KINDS, Offer
+from loyalty.campaigns.models import MONEY_KINDS, OFFER_KINDS, Offer
+from loyalty.campaigns.offer_rules import FIELD_RANGES, MONEY_ONLY_FIELDS, VALUE_RANGES, OfferSpec
 from loyalty.errors import ValidationFailed
+from loyalty.i18n import money
 from loyalty.money import fen_to_yuan, yuan_to_fen
-from loyalty.pos_api.offer_schemas import VALUE_RANGES
 from loyalty.web.offer_display import KIND_LABELS
 
 # SKUs and categories are typed as a list: commas (also the Chinese ones) or spaces between them.
@@ -56,12 +57,10 @@ class OfferForm(FlaskForm):
     categories = StringField(_l("Categories"), validators=[Optional(), Length(max=20_000)])
     valid_from = DateTimeLocalField(_l("Valid from"), format=DATETIME_FORMAT, validators=[Optional()])
     valid_until = DateTimeLocalField(_l("Valid until"), format=DATETIME_FORMAT, validators=[Optional()])
-    valid_days = IntegerField(_l("Days a coupon lasts after issue"),
-                              validators=[Optional(), NumberRange(min=1, max=3650)])
+    valid_days = IntegerField(_l("Days a coupon lasts after issue"), validators=[Optional()])
     tiers = MultiCheckboxField(_l("Tiers"), choices=[], validate_choice=True)
-    per_member_limit = IntegerField(_l("Uses per member"), validators=[Optional(), NumberRange(min=1, max=1_000_000)])
-    budget_count = IntegerField(_l("Budget: redemptions in all"),
-                                validators=[Optional(), NumberRange(min=1, max=10**12)])
+    per_member_limit = IntegerField(_l("Uses per member"), validators=[Optional()])
+    budget_count = IntegerField(_l("Budget: redemptions in all"), validators=[Optional()])
     budget_amount = StringField(_l("Budget: discount money in all (yuan)"), validators=[Optional(), Length(max=20)])
     stackable = BooleanField(_l("Can be combined with other coupons"))
 
@@ -74,10 +73,15 @@ class OfferForm(FlaskForm):
         raise NotImplementedError
 
     def validate(self, extra_validators=None) -> bool:
+        """Parse what was typed; whether the offer keeps its kind's rules is the service's to say."""
         valid = super().validate(extra_validators)
+        self._parsed = self._parse()
+        return valid and not self.errors
+
+    def _parse(self) -> dict:
         parsed = {"name": (self.name.data or "").strip()}
         for name in MONEY_FIELDS:
-            parsed[name] = self._money(getattr(self, name), minimum=0 if name == "min_spend" else 1)
+            parsed[name] = self._money(getattr(self, name))
         parsed["min_spend"] = parsed["min_spend"] or 0
         parsed["skus"] = self._names(self.skus)
         parsed["categories"] = self._names(self.categories)
@@ -88,39 +92,42 @@ class OfferForm(FlaskForm):
         parsed["per_member_limit"] = self.per_member_limit.data
         parsed["budget_count"] = self.budget_count.data
         parsed["stackable"] = bool(self.stackable.data)
-        self._parsed = parsed
-        self._check_kind_rules(self.offer_kind(), parsed)
-        if parsed["valid_from"] and parsed["valid_until"] and parsed["valid_until"] <= parsed["valid_from"]:
-            self.valid_until.errors.append(_l("Must be after the start."))
-        return valid and not self.errors
+        return parsed
 
-    def offer_fields(self) -> dict:
-        """The validated form as campaigns.services takes it."""
-        return dict(self._parsed)
+    def show_refusal(self, error: ValidationFailed, currency: str) -> None:
+        """The service's refusal next to each field it names, in the reader's words."""
+        for name in error.errors or {"name": None}:
+            field = self[name] if name in self else self.name
+            field.errors.append(self._refusal(name, currency))
 
-    def _check_kind_rules(self, kind: str, parsed: dict) -> None:
-        if kind == "free_item":
-            if not parsed["skus"]:
-                self.skus.errors.append(_l("A free item needs the SKUs it makes free."))
-            if parsed["categories"]:
-                self.categories.errors.append(_l("A free item names its products by SKU, not category."))
-        if kind not in MONEY_KINDS:
-            for name in ("max_discount", "budget_amount"):
-                if parsed[name] is not None:
-                    getattr(self, name).errors.append(_l("Only for money discounts."))
+    def _refusal(self, name: str, currency: str) -> str:
+        kind, typed = self.offer_kind(), self._parsed.get(name)
+        if name == "skus":
+            return _l("A free item needs the SKUs it makes free.")
+        if name == "categories":
+            return _l("A free item names its products by SKU, not category.")
+        if name in MONEY_ONLY_FIELDS and kind not in MONEY_KINDS:
+            return _l("Only for money discounts.")
+        if name in MONEY_FIELDS and typed is not None and typed < FIELD_RANGES[name][0]:
+            return _l("Must be more than zero.")
+        if name in FIELD_RANGES and typed is not None and not _within(typed, FIELD_RANGES[name]):
+            low, high = FIELD_RANGES[name]
+            # Worded as WTForms' NumberRange, whose translation the page's other number fields use.
+            return self[name].gettext("Number must be between %(min)s and %(max)s.") % {"min": low, "max": high}
+        messages = {
+            "tiers": _l("There is no such tier."),
+            "valid_until": _l("Must be after the start."),
+        }
+        return messages.get(name, _l("Please check this field."))
 
-    def _money(self, field, *, minimum: int) -> int | None:
+    def _money(self, field) -> int | None:
         if not (field.data or "").strip():
             return None
         try:
-            fen = yuan_to_fen(field.data)
+            return yuan_to_fen(field.data)
         except ValidationFailed:
             field.errors.append(BAD_AMOUNT)
             return None
-        if fen < minimum:
-            field.errors.append(_l("Must be more than zero."))
-            return None
-        return fen
 
     def _names(self, field) -> list[str]:
         names = list(dict.fromkeys(name for name in LIST_SEPARATORS.split(field.data or "") if name))
@@ -156,29 +163,34 @@ class NewOfferForm(OfferForm):
     def offer_kind(self) -> str:
         return self.kind.data
 
-    def _check_kind_rules(self, kind: str, parsed: dict) -> None:
-        super()._check_kind_rules(kind, parsed)
-        parsed["kind"] = kind
-        parsed["value"] = self._value(kind)
+    def _parse(self) -> dict:
+        return {**super()._parse(), "kind": self.kind.data, "value": self._value(self.kind.data)}
 
-    def _value(self, kind: str) -> int:
+    def offer_spec(self) -> OfferSpec:
+        """The validated form as campaigns.services.create_offer takes it."""
+        return OfferSpec(**{name: tuple(value) if isinstance(value, list) else value
+                            for name, value in self._parsed.items()})
+
+    def _value(self, kind: str) -> int | None:
         typed = (self.value.data or "").strip()
-        if kind == "free_item":
-            if typed not in ("", "0"):
-                self.value.errors.append(_l("A free item takes no value."))
-            return 0
-        if kind not in VALUE_RANGES:
-            return 0
-        if not typed:
-            self.value.errors.append(_l("This field is required."))
-            return 0
-        low, high, _meaning = VALUE_RANGES[kind]
+        if not typed or kind not in OFFER_KINDS:
+            return None
         if kind == "amount_off":
-            return self._money(self.value, minimum=low) or 0
-        if not re.fullmatch(r"\d{1,12}", typed) or not low <= int(typed) <= high:
-            self.value.errors.append(_l("A whole number from %(low)s to %(high)s.", low=low, high=high))
-            return 0
+            return self._money(self.value)
+        if not re.fullmatch(r"\d{1,12}", typed):
+            self.value.errors.append(_l("A free item takes no value.") if kind == "free_item" else _whole_number(kind))
+            return None
         return int(typed)
+
+    def _refusal(self, name: str, currency: str) -> str:
+        if name != "value":
+            return super()._refusal(name, currency)
+        kind = self.kind.data
+        if kind == "free_item":
+            return _l("A free item takes no value.")
+        if self._parsed["value"] is None:
+            return _l("This field is required.")
+        return _l("Must be more than zero.") if kind == "amount_off" else _whole_number(kind)
 
 
 class EditOfferForm(OfferForm):
@@ -203,6 +215,16 @@ class EditOfferForm(OfferForm):
                 del changed[name]
         return changed
 
+    def _refusal(self, name: str, currency: str) -> str:
+        """A budget in its range is refused only for being below what is already spent."""
+        typed = self._parsed.get(name)
+        if name in ("budget_count", "budget_amount") and typed is not None and _within(typed, FIELD_RANGES[name]):
+            if name == "budget_count":
+                return _l("Already %(count)s redeemed: the budget cannot be lower.", count=self.offer.redeemed_count)
+            return _l("Already %(amount)s given: the budget cannot be lower.",
+                      amount=money(self.offer.discount_given, currency))
+        return super()._refusal(name, currency)
+
 
 class BatchForm(FlaskForm):
     target = RadioField(_l("Issue"), default="codes", choices=[
@@ -223,6 +245,16 @@ class BatchForm(FlaskForm):
         if self.target.data == "tier" and self.tier.data not in {choice.value for choice in self.tier.choices}:
             self.tier.errors.append(_l("Choose a tier."))
         return valid and not self.errors
+
+
+def _whole_number(kind: str) -> str:
+    low, high, _meaning = VALUE_RANGES[kind]
+    return _l("A whole number from %(low)s to %(high)s.", low=low, high=high)
+
+
+def _within(number: int, bounds: tuple[int, int]) -> bool:
+    low, high = bounds
+    return low <= number <= high
 
 
 def _utc(local: datetime | None) -> datetime | None:

@@ -24,7 +24,6 @@ from loyalty.clock import utcnow
 from loyalty.db import MAX_ID
 from loyalty.errors import NotFound, ValidationFailed
 from loyalty.extensions import db
-from loyalty.i18n import money
 from loyalty.marketing.offer_forms import VALUE_HINTS, BatchForm, EditOfferForm, NewOfferForm, OfferForm
 from loyalty.points.program import load_program
 from loyalty.web.access import current_staff, staff_required
@@ -90,10 +89,10 @@ def new():
     if not form.validate():
         return _form_page(form, status=422)
     try:
-        offer = services.create_offer(db.session, form.offer_fields(), now=utcnow(), staff_user=current_staff())
+        offer = services.create_offer(db.session, form.offer_spec(), now=utcnow(), staff_user=current_staff())
     except ValidationFailed as error:
         db.session.rollback()
-        _show_refusal(form, error)
+        form.show_refusal(error, load_program(db.session).settings.currency)
         return _form_page(form, status=422)
     db.session.commit()
     flash(_("Offer “%(name)s” created.", name=offer.name), "success")
@@ -116,7 +115,7 @@ def edit(offer_id: int):
             services.update_offer(db.session, offer, changes, now=utcnow(), staff_user=current_staff())
         except ValidationFailed as error:
             db.session.rollback()
-            _show_refusal(form, error, offer)
+            form.show_refusal(error, load_program(db.session).settings.currency)
             return _form_page(form, offer=offer, status=422)
         db.session.commit()
     flash(_("Offer “%(name)s” saved.", name=offer.name) if changes else _("Nothing was changed."),
@@ -126,22 +125,6 @@ def edit(offer_id: int):
 
 def _form_page(form: OfferForm, offer: Offer | None = None, status: int = 200):
     return render_template("marketing/offers/form.html", form=form, offer=offer, value_hints=VALUE_HINTS), status
-
-
-def _show_refusal(form: OfferForm, error: ValidationFailed, offer: Offer | None = None) -> None:
-    """A service's refusal next to the field it is about, in the reader's language."""
-    currency = load_program(db.session).settings.currency
-    messages = {
-        "budget_count": _("Already %(count)s redeemed: the budget cannot be lower.",
-                          count=offer.redeemed_count if offer else 0),
-        "budget_amount": _("Already %(amount)s given: the budget cannot be lower.",
-                           amount=money(offer.discount_given if offer else 0, currency)),
-        "tiers": _("There is no such tier."),
-        "valid_until": _("Must be after the start."),
-    }
-    for name in error.errors or {"name": None}:
-        field = getattr(form, name, None) or form.name
-        field.errors.append(messages.get(name, _("Please check this field.")))
 
 
 @marketing_offers.get(f"/<{ID}:offer_id>")

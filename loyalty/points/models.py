@@ -9,6 +9,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from loyalty.db import BigId, created_at_column, id_column
 from loyalty.extensions import db
 
+# The most points one entry, offer or request may carry: far beyond any program, far inside BigInteger.
+MAX_POINTS = 10**9
+
 
 class ProgramSettings(db.Model):
     """The program's rules of exchange; one row, created by the first migration with the defaults."""

@@ -5,20 +5,17 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from loyalty.campaigns import codes
-from loyalty.campaigns.models import COUPON_STATUSES, MONEY_KINDS, OFFER_KINDS
+from loyalty.campaigns.models import COUPON_STATUSES, OFFER_KINDS
+from loyalty.campaigns.offer_rules import FIELD_RANGES, LIST_FIELDS, OfferSpec
 from loyalty.clock import utc_text
-from loyalty.pos_api.schemas import MAX_MONEY, MAX_POINTS, StrictSchema, UTCDateTime, money
-
-VALUE_RANGES = {
-    "amount_off": (1, MAX_MONEY, "minor units off"),
-    "percent_off": (1, 100, "percent off"),
-    "bonus_points": (1, MAX_POINTS, "points added"),
-    "points_multiplier": (101, 10_000, "percent of the sale's earning (200 = double)"),
-}
+from loyalty.pos_api.schemas import StrictSchema, UTCDateTime
 
 
-def _optional_int(low: int, high: int, **kwargs):
-    return fields.Integer(strict=True, allow_none=True, validate=validate.Range(low, high), **kwargs)
+def _number(name: str, **openapi):
+    """An optional integer; its range (offer_rules.FIELD_RANGES) is the service's to check, and is
+    documented here."""
+    low, high = FIELD_RANGES[name]
+    return fields.Integer(strict=True, allow_none=True, metadata={"minimum": low, "maximum": high, **openapi})
 
 
 def _names(**kwargs):
@@ -27,51 +24,32 @@ def _names(**kwargs):
 
 
 class OfferCreateSchema(StrictSchema):
+    """Parsed into a campaigns OfferSpec; the rules of each kind are checked by campaigns.services."""
+
     name = fields.String(required=True, validate=validate.Length(1, 200))
-    kind = fields.String(required=True, validate=validate.OneOf(OFFER_KINDS))
+    kind = fields.String(required=True, metadata={"enum": list(OFFER_KINDS)})
     value = fields.Integer(strict=True, metadata={
         "description": "amount_off: minor units; percent_off: 1-100; bonus_points: points; "
                        "points_multiplier: percent of the earning, 200 = double; free_item: none"})
-    min_spend = money(allow_none=True, metadata={"description": "on the sale's subtotal"})
-    max_discount = _optional_int(1, MAX_MONEY, metadata={"description": "cap on the money discount"})
+    min_spend = _number("min_spend", description="on the sale's subtotal")
+    max_discount = _number("max_discount", description="cap on the money discount")
     skus = _names()
     categories = _names()
     valid_from = UTCDateTime(allow_none=True)
     valid_until = UTCDateTime(allow_none=True)
-    valid_days = _optional_int(1, 3650,
-                               metadata={"description": "a personal coupon expires this many days after issue"})
+    valid_days = _number("valid_days", description="a personal coupon expires this many days after issue")
     tiers = fields.List(fields.String(validate=validate.Length(1, 32)), allow_none=True,
                         validate=validate.Length(max=50))
-    per_member_limit = _optional_int(1, 1_000_000)
-    budget_count = _optional_int(1, 10**12, metadata={"description": "redemptions in all"})
-    budget_amount = _optional_int(1, MAX_MONEY, metadata={"description": "discount money in all, minor units"})
+    per_member_limit = _number("per_member_limit")
+    budget_count = _number("budget_count", description="redemptions in all")
+    budget_amount = _number("budget_amount", description="discount money in all, minor units")
     stackable = fields.Boolean(load_default=False)
 
-    @ma.validates_schema
-    def kind_rules(self, data, **kwargs):
-        """What each kind takes; the offer must not end before it starts."""
-        kind, value, errors = data.get("kind"), data.get("value"), {}
-        if kind == "free_item":
-            if value not in (None, 0):
-                errors["value"] = ["free_item takes no value: the first line whose sku is in skus is free."]
-            if not data.get("skus"):
-                errors["skus"] = ["free_item needs the SKUs it makes free."]
-            if data.get("categories"):
-                errors["categories"] = ["free_item names its lines by skus."]
-        elif kind in VALUE_RANGES:
-            low, high, meaning = VALUE_RANGES[kind]
-            if value is None:
-                errors["value"] = ["Missing data for required field."]
-            elif not low <= value <= high:
-                errors["value"] = [f"{kind}: {meaning}, between {low} and {high}."]
-        if kind not in MONEY_KINDS:
-            for name in ("max_discount", "budget_amount"):
-                if data.get(name) is not None:
-                    errors[name] = [f"Only for money discounts ({', '.join(MONEY_KINDS)})."]
-        if data.get("valid_from") and data.get("valid_until") and data["valid_until"] <= data["valid_from"]:
-            errors["valid_until"] = ["Must be after valid_from."]
-        if errors:
-            raise ma.ValidationError(errors)
+    @ma.post_load
+    def to_spec(self, data, **kwargs) -> OfferSpec:
+        """Absent and null are the same: no minimum spend, no list, no limit."""
+        given = {name: value for name, value in data.items() if value is not None}
+        return OfferSpec(**{**given, **{name: tuple(given.get(name, ())) for name in LIST_FIELDS}})
 
 
 def _out(getter, openapi_type: str, *, nullable: bool = False, **openapi):

@@ -11,9 +11,9 @@ from marshmallow import fields, validate
 
 from loyalty.clock import utc_text, utcnow
 from loyalty.members.masks import mask_email, mask_phone
+from loyalty.money import MAX_MONEY
+from loyalty.points.models import MAX_POINTS
 
-MAX_MONEY = 10**12  # minor units: far beyond any till, small enough for every integer column
-MAX_POINTS = 10**9
 STORE_CODE_RULE = "the key's own store, the default: a key is bound to one store, and any other code is forbidden"
 
 

@@ -5,6 +5,7 @@ import sqlalchemy as sa
 
 from loyalty.auth.models import AuditEvent
 from loyalty.campaigns import services
+from loyalty.campaigns.offer_rules import OfferSpec
 from loyalty.clock import utcnow
 from loyalty.errors import ValidationFailed
 from loyalty.extensions import db
@@ -34,6 +35,27 @@ def test_editing_an_offer_keeps_budgets_above_what_is_spent_and_shortens_coupons
     assert campaigns.coupon(waiting)["expires_at"] == "2026-11-25T02:00:00Z"
     assert campaigns.coupon(used)["expires_at"] == "2026-12-22T02:00:00Z"  # redeemed: history stays as it was
     assert campaigns.get_offer(offer["id"])["budget_amount"] == 1000
+
+
+def test_the_service_checks_every_rule_of_an_offer_whoever_calls(app, campaigns):
+    """Ranges first, in the API's words; only then the rules between fields."""
+    offer_id = campaigns.offer(value=1000)["id"]
+
+    with app.app_context():
+        with pytest.raises(ValidationFailed) as out_of_range:
+            services.create_offer(db.session, OfferSpec(name="Free coffee", kind="free_item", max_discount=0,
+                                                        categories=("drinks",)), now=utcnow())
+        assert out_of_range.value.errors == {
+            "max_discount": ["Must be greater than or equal to 1 and less than or equal to 1000000000000."]}
+        with pytest.raises(ValidationFailed) as against_its_kind:
+            services.create_offer(db.session, OfferSpec(name="Free coffee", kind="free_item", value=3,
+                                                        categories=("drinks",)), now=utcnow())
+        assert set(against_its_kind.value.errors) == {"value", "skus", "categories"}
+        with pytest.raises(ValidationFailed) as edited:
+            services.update_offer(db.session, services.get_offer(db.session, offer_id), {"valid_days": 0},
+                                  now=utcnow())
+        assert set(edited.value.errors) == {"valid_days"}
+        db.session.rollback()
 
 
 def test_redemptions_with_their_sales_for_the_marketing_console(app, campaigns, factory, pos):
