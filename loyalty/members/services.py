@@ -8,7 +8,8 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import Session, load_only
 
-from loyalty.auth.models import AuditEvent, Store
+from loyalty.audit import record_audit
+from loyalty.auth.models import StaffUser, Store
 from loyalty.errors import CardTokenExpired, DuplicateMember, UnknownMember, ValidationFailed
 from loyalty.members import cards
 from loyalty.members.models import CONSENTS, ConsentEvent, Member
@@ -179,7 +180,7 @@ def set_consents(session: Session, member: Member, choices: dict[str, bool], *, 
 
 
 def erase_member(session: Session, member: Member, *, now: datetime, channel: str = "portal",
-                 staff_user_id: int | None = None) -> None:
+                 actor: StaffUser | None = None) -> None:
     """Right to erasure (DESIGN.md invariant 8). Personal fields are removed from the member and from
     what other tables hold about them; the ledger, lots and transactions stay, tied to a member row that
     now names nobody, so the books still balance. Clearing the card secret kills every QR token ever
@@ -191,11 +192,11 @@ def erase_member(session: Session, member: Member, *, now: datetime, channel: st
         return
     personal = [member.name, member.email, member.phone, member.birthday.isoformat() if member.birthday else None]
     set_consents(session, member, {consent: False for consent in CONSENTS}, channel="erasure", now=now,
-                 staff_user_id=staff_user_id)
+                 staff_user_id=actor.id if actor else None)
     gdpr.redact_traces(session, member, [value for value in personal if value])
     member.name = member.email = member.phone = member.birthday = None
     member.password_hash = member.card_secret = None
     member.status, member.erased_at = "erased", now
-    session.add(AuditEvent(staff_user_id=staff_user_id, member_id=member.id, action="member.erase",
-                           after={"status": "erased", "channel": channel}, created_at=now))
+    record_audit(session, action="member.erase", actor=actor, member_id=member.id, at=now,
+                 after={"status": "erased", "channel": channel})
     session.flush()

@@ -6,7 +6,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from loyalty.auth.models import AuditEvent, StaffUser
+from loyalty.audit import record_audit
+from loyalty.auth.models import StaffUser
 from loyalty.errors import ValidationFailed
 from loyalty.members.models import Member
 from loyalty.points.ledger import NewEntry, lock_wallet, lock_wallets, save_wallets
@@ -61,9 +62,8 @@ def adjust_points(session: Session, program: Program, member: Member, points: in
         entry = wallet.credit("adjust", points, occurred_at=now, available_at=now, expires_at=expires_at, **source)
     else:
         entry = wallet.debit("adjust", -points, occurred_at=now, allow_negative=False, **source)
-    session.add(AuditEvent(staff_user_id=staff_user.id, member_id=member.id, action="points.adjust",
-                           before=before, after={"points_balance": wallet.member.points_balance,
-                                                 "points": points, "reason": reason.strip()}, created_at=now))
+    record_audit(session, action="points.adjust", actor=staff_user, member_id=member.id, at=now, before=before,
+                 after={"points_balance": wallet.member.points_balance, "points": points, "reason": reason.strip()})
     save_wallets(session, [wallet])
     return entry
 
