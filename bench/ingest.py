@@ -168,7 +168,8 @@ def post_history(session, numbers: list[str], per_member: int, chunk: int = 1000
 
     from loyalty.auth.models import ApiClient
     from loyalty.points.program import load_program
-    from loyalty.sales.services import post_sales
+    from loyalty.sales.services import record_sales
+    from loyalty.sales.values import BasketLine, Sale
 
     client = session.scalar(sa.select(ApiClient).order_by(ApiClient.id))
     rnd = random.Random(1)
@@ -178,12 +179,12 @@ def post_history(session, numbers: list[str], per_member: int, chunk: int = 1000
     for n in range(total):
         sku, category = rnd.choice(SKUS)
         amount = rnd.randrange(990, 39900, 100)
-        pending.append({"external_id": f"H-{n:09d}", "member": numbers[n % len(numbers)], "channel": "pos",
-                        "occurred_at": now - timedelta(days=300 * (total - n) / total, minutes=1),
-                        "currency": "CNY", "amount": amount, "lines": [
-                            {"sku": sku, "category": category, "quantity": 1, "unit_price": amount, "amount": amount}]})
+        pending.append(Sale(external_id=f"H-{n:09d}", member_code=numbers[n % len(numbers)], channel="pos",
+                            occurred_at=now - timedelta(days=300 * (total - n) / total, minutes=1),
+                            currency="CNY", amount=amount,
+                            lines=(BasketLine(sku=sku, category=category, unit_price=amount, amount=amount),)))
         if len(pending) == chunk or n == total - 1:
-            results = post_sales(session, load_program(session), client, pending, now)
+            results = record_sales(session, load_program(session), client, pending, now)
             bad = [r for r in results if isinstance(r, Exception)]
             if bad:
                 raise RuntimeError(f"history sale refused: {bad[0]!r}")

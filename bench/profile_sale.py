@@ -11,7 +11,7 @@ listener, times them, and profiles the Python with cProfile.
 
 With --steps nothing is profiled: each step of a batch (the service functions below) is timed by a
 wrapper with this thread's CPU clock, and PostgreSQL's share by the CPU time of its client backends
-(/proc/PID/schedstat, nanoseconds) over the same call. The steps nest (post_sales holds the steps
+(/proc/PID/schedstat, nanoseconds) over the same call. The steps nest (record_sales holds the steps
 marked with two spaces).
 """
 
@@ -99,15 +99,15 @@ BREAKDOWN = [
     ("  API-key auth (before_request)", "loyalty/pos_api/auth.py", "authenticate_request"),
     ("  webargs parse (body JSON + schema load)", "webargs/core.py", "parse"),
     ("  marshmallow Schema.load (all validation)", "marshmallow/schema.py", "load"),
-    ("  batch: per-item parse (_parse_sale)", "loyalty/pos_api/api.py", "_parse_sale"),
-    ("  request fingerprint", "loyalty/pos_api/idempotency.py", "fingerprint"),
-    ("  idempotency lookup", "loyalty/pos_api/idempotency.py", "find_stored"),
+    ("  batch: per-item parse (SaleSubmission.parse)", "loyalty/pos_api/sale_posting.py", "parse"),
+    ("  request fingerprint", "loyalty/answer_once.py", "fingerprint"),
+    ("  idempotency lookup", "loyalty/answer_once.py", "find_stored"),
     ("  load_program (settings, tiers, rules)", "loyalty/points/program.py", "load_program"),
-    ("  post_sales (service)", "loyalty/sales/services.py", "post_sales"),
+    ("  record_sales (service)", "loyalty/sales/services.py", "record_sales"),
     ("    resolve member codes", "loyalty/members/services.py", "resolve_member_codes"),
     ("    lock wallets (FOR UPDATE + lots)", "loyalty/points/ledger.py", "lock_wallets"),
     ("    qualifying points (SUM)", "loyalty/points/tiers.py", "qualifying_points"),
-    ("    _post_sale (build rows, earn)", "loyalty/sales/services.py", "_post_sale"),
+    ("    _record_sale (build rows, earn)", "loyalty/sales/services.py", "_record_sale"),
     ("  marshmallow Schema.dump (responses)", "marshmallow/schema.py", "dump"),
     ("  remember (idempotency record objects)", "loyalty/pos_api/idempotency.py", "remember"),
     ("  session.flush (ORM unit of work)", "sqlalchemy/orm/session.py", "_flush"),
@@ -136,21 +136,21 @@ def print_breakdown(stats: pstats.Stats, requests: int) -> None:
 
 # (label, module, attribute): the steps of a batch, timed by --steps.
 STEPS = [
-    ("SaleRequest.parse (marshmallow load)", "loyalty.pos_api.sale_posting", "SaleRequest.parse"),
+    ("SaleSubmission.parse (marshmallow load)", "loyalty.pos_api.sale_posting", "SaleSubmission.parse"),
     ("fingerprint (idempotency hash)", "loyalty.pos_api.sale_posting", "fingerprint"),
     ("claim_keys (INSERT ... ON CONFLICT)", "loyalty.pos_api.sale_posting", "claim_keys"),
-    ("post_sales", "loyalty.pos_api.sale_posting", "post_sales"),
+    ("record_sales", "loyalty.pos_api.sale_posting", "record_sales"),
     ("  resolve_member_codes (lock)", "loyalty.sales.services", "resolve_member_codes"),
     ("  wallets_for (open lots)", "loyalty.sales.services", "wallets_for"),
     ("  climbers (qualifying SUM)", "loyalty.sales.services", "climbers"),
-    ("  _post_sale (rules, rows)", "loyalty.sales.services", "_post_sale"),
+    ("  _record_sale (rules, rows)", "loyalty.sales.services", "_record_sale"),
     ("  _write_sales (COPY)", "loyalty.sales.services", "_write_sales"),
     ("  save_wallets (COPY, UPDATE)", "loyalty.sales.services", "save_wallets"),
     ("  save_tier_moves", "loyalty.sales.services", "save_tier_moves"),
     ("answer dump (marshmallow)", "loyalty.pos_api.schemas", "sale_response_schema.dump"),
     ("answer_claims (UPDATE answers)", "loyalty.pos_api.sale_posting", "answer_claims"),
     ("commit", "sqlalchemy.orm", "Session.commit"),
-    ("json_response", "loyalty.pos_api.api", "json_response"),
+    ("json_response", "loyalty.pos_api.idempotency", "json_response"),
 ]
 
 

@@ -130,13 +130,12 @@ def register_json_parsing(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from loyalty.extensions import api, csrf
-    from loyalty.pos_api.api import blueprints as api_blueprints
+    from loyalty.pos_api import blueprints as api_blueprints
     from loyalty.pos_api.auth import NoSessionForApi
-    from loyalty.pos_api.offers import blueprints as campaign_api_blueprints
 
     app.session_interface = NoSessionForApi()
 
-    for blueprint in [*api_blueprints, *campaign_api_blueprints]:
+    for blueprint in api_blueprints():
         # API clients authenticate with a bearer key, not a cookie: there is no session to forge.
         csrf.exempt(blueprint)
         api.register_blueprint(blueprint)

@@ -17,6 +17,12 @@ class ValidationFailed(DomainError):
     slug, status, title = "validation-error", 422, "Validation failed"
 
 
+class InvalidFields(ValidationFailed):
+    """Fields of a sale or refund that break a rule of their own (a subtotal below the amount, a time
+    in the future), refused before anything is looked up: the API answers them as it answers fields
+    its schema refuses."""
+
+
 class NotFound(DomainError):
     slug, status, title = "not-found", 404, "Not found"
 

@@ -23,7 +23,8 @@ from loyalty.points.earning import SaleLine, compute_earning
 from loyalty.points.models import PointsEntry, Tier
 from loyalty.points.program import Program, TierCopy, load_program
 from loyalty.sales.models import Transaction
-from loyalty.sales.services import MemberSnapshot, post_refund, post_sales
+from loyalty.sales.services import MemberSnapshot, record_refund, record_sales
+from loyalty.sales.values import BasketLine, Refund, Sale
 
 DEMO_PASSWORD = "loyalty-demo-2026"
 BATCH_SIZE = 500
@@ -161,7 +162,8 @@ class Poster:
         if not sales:
             return
         payloads = [self._payload(sale) for sale in sales]
-        results = post_sales(self.session, self.program, client, payloads, self.now)
+        results = record_sales(self.session, self.program, client, [_as_sale(payload) for payload in payloads],
+                               self.now)
         for sale, payload, result in zip(sales, payloads, results, strict=True):
             if isinstance(result, DomainError):
                 # The demo asks only for what the rules allow: a refusal means the two disagree.
@@ -221,9 +223,9 @@ class Poster:
             if amount <= 0:
                 continue
             posted.refund_count += 1
-            result = post_refund(self.session, self.program, posted.client, sale_id,
-                                 {"external_id": f"{sale_id}-R{posted.refund_count}", "amount": amount,
-                                  "occurred_at": occurred_at, "lines": lines}, self.now)
+            refund = Refund(external_id=f"{sale_id}-R{posted.refund_count}", amount=amount, occurred_at=occurred_at,
+                            lines=tuple(BasketLine(**line) for line in lines))
+            result = record_refund(self.session, self.program, posted.client, sale_id, refund, self.now)
             posted.refunded += amount
             if result.member is not None:
                 self.purses[self.index_by_no[result.member.member.member_no]].update(result.member)
@@ -279,3 +281,11 @@ def _summary(session: Session, plan: Plan, pos_key: str, seconds: float, seed: i
 
 def _count_where(*conditions):
     return sa.func.count(sa.case((sa.and_(*conditions), 1)))
+
+
+def _as_sale(payload: dict) -> Sale:
+    return Sale(external_id=payload["external_id"], occurred_at=payload["occurred_at"], currency=payload["currency"],
+                amount=payload["amount"], subtotal=payload["subtotal"], member_code=payload.get("member"),
+                store_code=payload["store_code"], channel=payload["channel"],
+                lines=tuple(BasketLine(**line) for line in payload["lines"]),
+                points_redeemed=payload["points_redeemed"])

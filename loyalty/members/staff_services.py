@@ -10,7 +10,6 @@ import hashlib
 import re
 import secrets
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -19,10 +18,9 @@ from sqlalchemy.orm import Session
 
 from loyalty.auth.models import ApiClient, AuditEvent, StaffUser, Store
 from loyalty.auth.services import store_by_code
-from loyalty.campaigns.codes import normalize as normalize_code
-from loyalty.campaigns.models import Coupon, CouponRedemption
+from loyalty.campaigns.models import Coupon
 from loyalty.campaigns.services import usable_coupons
-from loyalty.errors import DomainError, IdempotencyConflict, UnknownMember, ValidationFailed
+from loyalty.errors import DomainError, UnknownMember, ValidationFailed
 from loyalty.insights.crosssell import next_purchase_suggestions
 from loyalty.insights.wording import describe_churn_facts
 from loyalty.members.models import Member, StaffNote
@@ -31,7 +29,8 @@ from loyalty.points.ledger import PointsSummary, load_wallet
 from loyalty.points.models import Tier
 from loyalty.points.program import Program
 from loyalty.sales.models import Transaction
-from loyalty.sales.services import post_sales
+from loyalty.sales.services import record_sales
+from loyalty.sales.values import Sale
 
 CONSOLE_CLIENT_PREFIX = "staff-console:"
 CONSOLE_EXTERNAL_ID = re.compile(r"^console-[A-Za-z0-9_-]{1,32}-[0-9a-f]{32}$")
@@ -108,69 +107,39 @@ def new_console_external_id(store: Store) -> str:
 
 @dataclass(frozen=True)
 class HandSale:
-    transaction: Transaction
-    # True when this external_id was already recorded: the double submit changed nothing.
-    replayed: bool
-    # The coupons the sale redeemed, as post_sales answers them: [{"code", "discount"}].
+    """What the cashier is told of a sale recorded by hand (stored as its answer, so a double submit
+    tells the same)."""
+
+    amount: int
+    points_earned: int
+    points_redeemed: int
+    # The coupons the sale redeemed, as record_sales answers them: [{"code", "discount"}].
     coupons: list[dict] = field(default_factory=list)
 
 
-def record_hand_sale(session: Session, program: Program, *, staff: StaffUser, member: Member, external_id: str,
-                     amount: int, points_redeemed: int, now: datetime, subtotal: int | None = None,
-                     coupons: Sequence[str] = ()) -> HandSale:
-    """Record a sale typed in at the till, through the same `post_sales` as the POS API (same earning,
-    redemption, coupon, tier and idempotency rules), under the store's console client. `subtotal` is
-    the basket before coupon and points discounts (default: `amount`), `coupons` the codes to redeem
-    in it. The member row is locked before the replay check, so concurrent double submits queue and
-    the second one replays."""
-    if not CONSOLE_EXTERNAL_ID.fullmatch(external_id or ""):
+def record_hand_sale(session: Session, program: Program, *, staff: StaffUser, client: ApiClient, member: Member,
+                     sale: Sale, now: datetime) -> HandSale:
+    """Record a sale typed in at the till, through the same `record_sales` as the POS API (same earning,
+    redemption, coupon and tier rules), under the store's console client (`console_client`), with an
+    audit event. A double submit of the form is answered once by the caller (loyalty.answer_once)."""
+    if not CONSOLE_EXTERNAL_ID.fullmatch(sale.external_id or ""):
         raise ValidationFailed("malformed form id", errors={"external_id": ["Reload the form and try again."]})
-    if points_redeemed < 0:
-        raise ValidationFailed("negative points", errors={"points_redeemed": ["Must not be negative."]})
-    if subtotal is not None and subtotal < amount:
-        raise ValidationFailed("subtotal below amount", errors={"subtotal": ["Must not be less than amount."]})
-    client = console_client(session, console_store(session, staff))
     member = session.scalar(sa.select(Member).where(Member.id == member.id).with_for_update()
                             .execution_options(populate_existing=True))
-    earlier = _console_sale(session, client, external_id)
-    if earlier is not None:
-        asked = (member.id, amount, points_redeemed, amount if subtotal is None else subtotal,
-                 sorted(normalize_code(code) for code in coupons))
-        if (earlier.member_id, earlier.amount, earlier.points_redeemed, earlier.subtotal,
-                _redeemed_codes(session, earlier)) != asked:
-            raise IdempotencyConflict("this form was already used for a different sale")
-        return HandSale(transaction=earlier, replayed=True)
     before = member.points_balance
-    sale = {"external_id": external_id, "member": member.member_no, "store_code": client.store.code,
-            "channel": "pos", "occurred_at": now, "currency": program.settings.currency, "amount": amount,
-            "points_redeemed": points_redeemed}
-    if subtotal is not None:
-        sale["subtotal"] = subtotal
-    if coupons:
-        sale["coupons"] = list(coupons)
-    result = post_sales(session, program, client, [sale], now)[0]
+    result = record_sales(session, program, client, [sale], now)[0]
     if isinstance(result, DomainError):
         raise result
     transaction = result.transaction
     _audit(session, staff, member, "sale.record", {"points_balance": before}, {
-        "points_balance": member.points_balance, "external_id": external_id, "store": client.store.code,
-        "amount": amount, "subtotal": transaction.subtotal, "currency": transaction.currency,
+        "points_balance": member.points_balance, "external_id": sale.external_id, "store": client.store.code,
+        "amount": transaction.amount, "subtotal": transaction.subtotal, "currency": transaction.currency,
         "points_earned": transaction.points_earned, "points_redeemed": transaction.points_redeemed,
         "coupons": result.coupons,
     }, now, api_client=client)
     session.flush()
-    return HandSale(transaction=transaction, replayed=False, coupons=result.coupons)
-
-
-def _console_sale(session: Session, client: ApiClient, external_id: str) -> Transaction | None:
-    return session.scalar(sa.select(Transaction).where(
-        Transaction.client_id == client.id, Transaction.kind == "sale", Transaction.external_id == external_id))
-
-
-def _redeemed_codes(session: Session, sale: Transaction) -> list[str]:
-    return sorted(session.scalars(
-        sa.select(Coupon.code).join(CouponRedemption, CouponRedemption.coupon_id == Coupon.id)
-        .where(CouponRedemption.transaction_id == sale.id)))
+    return HandSale(amount=transaction.amount, points_earned=transaction.points_earned,
+                    points_redeemed=transaction.points_redeemed, coupons=result.coupons)
 
 
 # --- notes, enrolment, audit ---------------------------------------------------------------------

@@ -12,6 +12,7 @@ from loyalty.auth.services import ApiCaller, api_key_use_due, authenticate_api_k
 from loyalty.clock import utcnow
 from loyalty.extensions import db, limiter
 from loyalty.rate_limits import SHARED_KEY_PREFIX
+from loyalty.request_json import ApiBlueprint
 
 logger = logging.getLogger(__name__)
 
@@ -112,3 +113,12 @@ class NoSessionForApi(SecureCookieSessionInterface):
         if request.path.startswith(app.config["OPENAPI_URL_PREFIX"] + "/"):
             return self.make_null_session(app)
         return super().open_session(app, request)
+
+
+def resource_blueprint(name: str, url_prefix: str, description: str) -> ApiBlueprint:
+    """The blueprint of one /api/v1 resource: every request needs a live key and counts against the
+    key's rate limit."""
+    blueprint = ApiBlueprint(name, __name__, url_prefix=url_prefix, description=description)
+    blueprint.before_request(authenticate_request)
+    api_rate_limit()(blueprint)
+    return blueprint

@@ -1,34 +1,22 @@
 """/api/v1 offer and coupon endpoints for `manage` keys (API.md "Offers and coupons"): integrators
 issue welcome and service-recovery coupons from their own systems. Thin: parse, call a service,
-serialise, commit. The till's endpoints (validate, a member's coupons) live in loyalty.pos_api.api."""
+serialise, commit. The till's endpoints live in loyalty.pos_api.coupons (validate) and
+loyalty.pos_api.members (a member's coupons)."""
 
 from flask import request
 
+from loyalty.answer_once import fingerprint
 from loyalty.campaigns import services
 from loyalty.clock import utcnow
 from loyalty.db import MAX_ID
 from loyalty.extensions import db
 from loyalty.members.services import resolve_member_code
 from loyalty.pos_api import offer_schemas as schemas
-from loyalty.pos_api.api import header_idempotency_key, run_idempotent
-from loyalty.pos_api.auth import api_rate_limit, authenticate_request, current_client, require_scope
-from loyalty.pos_api.idempotency import fingerprint, json_response
-from loyalty.request_json import ApiBlueprint
+from loyalty.pos_api.auth import current_client, require_scope, resource_blueprint
+from loyalty.pos_api.idempotency import header_idempotency_key, json_response, run_idempotent
 
-offers = ApiBlueprint("api_offers", __name__, url_prefix="/api/v1/offers", description="Offers (manage scope)")
-coupon_admin = ApiBlueprint("api_coupon_admin", __name__, url_prefix="/api/v1/coupons",
-                            description="Coupons (manage scope)")
-blueprints = [offers, coupon_admin]
-
-for _blueprint in blueprints:
-    _blueprint.before_request(authenticate_request)
-    api_rate_limit()(_blueprint)
-
-
-def _idempotency_key(route: str) -> str | None:
-    # The POS endpoints' reading of the header, with its length cap: the stored key has a 300-character
-    # column, and a longer one would fail in the database (a 500) instead of as a validation error.
-    return header_idempotency_key(route)
+offers = resource_blueprint("api_offers", "/api/v1/offers", "Offers (manage scope)")
+coupon_admin = resource_blueprint("api_coupon_admin", "/api/v1/coupons", "Coupons (manage scope)")
 
 
 @offers.route("", methods=["POST"])
@@ -42,7 +30,7 @@ def create_offer(data):
         offer = services.create_offer(db.session, data, now=utcnow(), api_client=current_client())
         return 201, schemas.offer_schema.dump(services.offer_report(db.session, offer))
 
-    return run_idempotent(_idempotency_key("POST /offers"), fingerprint(request.get_json()), work)
+    return run_idempotent(header_idempotency_key("POST /offers"), fingerprint(request.get_json()), work)
 
 
 @offers.route(f"/<int(max={MAX_ID}):offer_id>")
@@ -74,7 +62,7 @@ def issue_coupon(data, offer_id):
         return 201, schemas.coupon_schema.dump(coupon)
 
     request_sha256 = fingerprint({"offer": offer_id, "body": request.get_json()})
-    return run_idempotent(_idempotency_key("POST /offers/coupons"), request_sha256, work)
+    return run_idempotent(header_idempotency_key("POST /offers/coupons"), request_sha256, work)
 
 
 @coupon_admin.route("/<code>")

@@ -1,11 +1,13 @@
 """RFC 9457 problem responses for everything under /api/, for domain errors and HTTP errors alike."""
 
 import json
+from typing import NoReturn
 
+import flask_smorest
 from flask import Flask, Response, current_app, render_template_string, request
 from werkzeug.exceptions import HTTPException
 
-from loyalty.errors import DomainError
+from loyalty.errors import DomainError, InvalidFields
 from loyalty.logs import current_request_id
 
 PROBLEM_BASE = "https://loyalty.dev/problems/"
@@ -33,6 +35,12 @@ def problem_response(slug: str, status: int, title: str, detail: str | None = No
         body["errors"] = errors
     return Response(json.dumps(_with_request_id(body)), status=status, headers=headers or {},
                     mimetype="application/problem+json")
+
+
+def refuse_as_schema(error: InvalidFields) -> NoReturn:
+    """Answer fields the sale path refused (a sale's or refund's own figures) as the request's schema
+    answers the fields it refuses: a 422 whose `errors` name them and whose detail is the HTTP one."""
+    flask_smorest.abort(422, messages={"json": error.errors})
 
 
 def problem_body(error: DomainError) -> dict:

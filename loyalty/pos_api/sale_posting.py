@@ -1,8 +1,8 @@
 """Answering sales once (API.md "Idempotency"): the one path of `POST /transactions` and of
 `POST /transactions/batch`.
 
-A list of sale requests is answered in one DB transaction: those answered before are replayed (or
-refused when their body changed), the rest go through `post_sales` together, and the answers are
+A list of sale submissions is answered in one DB transaction: those answered before are replayed
+(or refused when their body changed), the rest go through `record_sales` together, and the answers are
 stored with them. Single sales that arrive together in one worker process are posted as one such
 list by a group commit (loyalty/group_commit.py), so at the till's busiest hour a sale costs a share
 of a batch rather than a transaction of its own. A batch a client sends is posted as several such
@@ -27,15 +27,7 @@ import marshmallow as ma
 from flask import current_app
 from sqlalchemy.exc import DBAPIError
 
-from loyalty.auth.services import ApiCaller
-from loyalty.clock import utcnow
-from loyalty.errors import DomainError, IdempotencyConflict, ValidationFailed
-from loyalty.extensions import db
-from loyalty.group_commit import GroupCommit
-from loyalty.metrics import count_sales
-from loyalty.points.program import load_program
-from loyalty.pos_api import schemas
-from loyalty.pos_api.idempotency import (
+from loyalty.answer_once import (
     ATTEMPTS,
     StoredResponse,
     answer_claims,
@@ -46,8 +38,17 @@ from loyalty.pos_api.idempotency import (
     lost_race,
     release_claims,
 )
+from loyalty.auth.services import ApiCaller
+from loyalty.clock import utcnow
+from loyalty.errors import DomainError, IdempotencyConflict, ValidationFailed
+from loyalty.extensions import db
+from loyalty.group_commit import GroupCommit
+from loyalty.metrics import count_sales
+from loyalty.points.program import load_program
+from loyalty.pos_api import schemas
 from loyalty.pos_api.problems import problem_body
-from loyalty.sales.services import SaleResult, post_sales
+from loyalty.sales.services import RecordedSale, record_sales
+from loyalty.sales.values import Sale
 
 EXTENSION = "loyalty.sale_group_commit"
 # Single sales queued at once in one process: bounds how long the last of them waits.
@@ -64,33 +65,33 @@ BATCH_PART = 250
 
 
 @dataclass(frozen=True)
-class SaleRequest:
-    """One sale as a client sent it: its payload (as sent, for the idempotency hash), parsed or
-    refused by the schema."""
+class SaleSubmission:
+    """One sale as a client sent it: its payload (as sent, for the idempotency hash), and the `Sale`
+    the schema made of it or the schema's refusal."""
 
     client: ApiCaller
     payload: object
-    sale: dict | DomainError
+    sale: Sale | DomainError
 
     @classmethod
-    def parse(cls, client: ApiCaller, payload: object) -> "SaleRequest":
+    def parse(cls, client: ApiCaller, payload: object) -> "SaleSubmission":
         try:
-            sale: dict | DomainError = schemas.sale_schema.load(payload)
+            sale: Sale | DomainError = schemas.sale_schema.load(payload)
         except ma.ValidationError as error:
             sale = ValidationFailed("the sale failed validation", errors=error.normalized_messages())
         return cls(client, payload, sale)
 
     @property
     def external_id(self) -> str | None:
-        if isinstance(self.sale, dict):
-            return self.sale["external_id"]
+        if isinstance(self.sale, Sale):
+            return self.sale.external_id
         external_id = self.payload.get("external_id") if isinstance(self.payload, dict) else None
         return external_id if isinstance(external_id, str) else None
 
     @property
     def key(self) -> str | None:
         """The idempotency key of a sale the schema accepted."""
-        return "sale:" + self.sale["external_id"] if isinstance(self.sale, dict) else None
+        return "sale:" + self.sale.external_id if isinstance(self.sale, Sale) else None
 
     @functools.cached_property
     def request_sha256(self) -> str:
@@ -98,9 +99,9 @@ class SaleRequest:
 
 
 @dataclass(frozen=True)
-class SaleOutcome:
-    """The answer to one sale: `transaction` (the response body) when it was posted or replayed,
-    else `error`."""
+class SaleAnswer:
+    """The answer to one submission: `transaction` (the response body) when the sale was recorded or
+    replayed, else `error`."""
 
     external_id: str | None
     status: int
@@ -117,16 +118,18 @@ class SaleOutcome:
         return item
 
 
-def post_sale_requests(requests: Sequence[SaleRequest]) -> list[SaleOutcome]:
-    """Answer `requests` (of any clients) and commit, retrying a deadlock; one outcome each, in order."""
+def answer_submissions(requests: Sequence[SaleSubmission]) -> list[SaleAnswer]:
+    """Answer `requests` (of any clients) and commit, retrying a deadlock; one answer each, in order."""
     for attempt in range(ATTEMPTS):
         try:
             claimed = claim_keys(db.session, _claims(requests))
-            outcomes: dict[int, SaleOutcome] = {}
-            for client_requests in _by_client(requests):
-                client = client_requests[0][1].client
-                answered = answer_sales(client, [sale_request for _, sale_request in client_requests], claimed)
-                outcomes.update((index, outcome) for (index, _), outcome in zip(client_requests, answered, strict=True))
+            outcomes: dict[int, SaleAnswer] = {}
+            for client_submissions in _by_client(requests):
+                client = client_submissions[0][1].client
+                answered = answer_client_submissions(
+                    client, [submission for _, submission in client_submissions], claimed)
+                outcomes.update((index, answer)
+                                for (index, _), answer in zip(client_submissions, answered, strict=True))
             db.session.commit()
             in_order = [outcomes[index] for index in range(len(requests))]
             _count_posted(in_order)
@@ -138,59 +141,59 @@ def post_sale_requests(requests: Sequence[SaleRequest]) -> list[SaleOutcome]:
     raise AssertionError("unreachable")
 
 
-def _count_posted(outcomes: list[SaleOutcome]) -> None:
-    """Metrics of the sales this commit posted: the one place every single and batch sale passes after
-    its commit (a replay was counted when it was first posted)."""
+def _count_posted(outcomes: list[SaleAnswer]) -> None:
+    """Metrics of the sales this commit recorded: the one place every single and batch sale passes
+    after its commit (a replay was counted when it was first recorded)."""
     posted = [outcome.transaction for outcome in outcomes if outcome.transaction is not None and not outcome.replayed]
     if posted:
         count_sales(len(posted), sum(body["points_earned"] for body in posted),
                     sum(body["points_redeemed"] for body in posted))
 
 
-def post_sale_batch(requests: Sequence[SaleRequest]) -> list[SaleOutcome]:
-    """Answer a batch's sales part by part (see BATCH_PART); one outcome each, in order."""
-    outcomes: list[SaleOutcome | None] = [None] * len(requests)
+def answer_batch(requests: Sequence[SaleSubmission]) -> list[SaleAnswer]:
+    """Answer a batch's sales part by part (see BATCH_PART); one answer each, in order."""
+    outcomes: list[SaleAnswer | None] = [None] * len(requests)
     for part in _parts(requests):
-        for index, outcome in zip(part, post_sale_requests([requests[index] for index in part]), strict=True):
+        for index, outcome in zip(part, answer_submissions([requests[index] for index in part]), strict=True):
             outcomes[index] = outcome
     return outcomes
 
 
-def _parts(requests: Sequence[SaleRequest]) -> list[list[int]]:
+def _parts(requests: Sequence[SaleSubmission]) -> list[list[int]]:
     """Indexes of `requests` in parts of up to BATCH_PART, in order, except that the twins of a sale
     (the same external_id again) go in its part, where they are answered like retries of it."""
     parts: list[list[int]] = []
     part_of: dict[str, list[int]] = {}
-    for index, sale_request in enumerate(requests):
-        twin_part = part_of.get(sale_request.external_id)
+    for index, submission in enumerate(requests):
+        twin_part = part_of.get(submission.external_id)
         if twin_part is not None:
             twin_part.append(index)
             continue
         if not parts or len(parts[-1]) >= BATCH_PART:
             parts.append([])
         parts[-1].append(index)
-        if sale_request.external_id is not None:
-            part_of[sale_request.external_id] = parts[-1]
+        if submission.external_id is not None:
+            part_of[submission.external_id] = parts[-1]
     return parts
 
 
-def post_sale_together(sale_request: SaleRequest) -> SaleOutcome:
-    """Post one sale with the others this process is posting at the same moment (see module doc)."""
+def answer_in_group(submission: SaleSubmission) -> SaleAnswer:
+    """Answer one sale with the others this process is answering at the same moment (see module doc)."""
     if not current_app.config["SALE_GROUP_COMMIT"]:
-        return post_sale_requests([sale_request])[0]
+        return answer_submissions([submission])[0]
     group = current_app.extensions.get(EXTENSION)
     if group is None:
-        group = current_app.extensions.setdefault(EXTENSION, GroupCommit(post_sale_requests, max_batch=MAX_GROUP))
-    return group.submit(sale_request)
+        group = current_app.extensions.setdefault(EXTENSION, GroupCommit(answer_submissions, max_batch=MAX_GROUP))
+    return group.submit(submission)
 
 
-def answer_sales(client: ApiCaller, requests: Sequence[SaleRequest],
-                 claimed: dict[tuple[int, str], int]) -> list[SaleOutcome]:
-    """One client's sales, answered in order (the caller commits): posted when this transaction
+def answer_client_submissions(client: ApiCaller, requests: Sequence[SaleSubmission],
+                              claimed: dict[tuple[int, str], int]) -> list[SaleAnswer]:
+    """One client's sales, answered in order (the caller commits): recorded when this transaction
     claimed their key (`claimed`: the record id per (client id, key), see `claim_keys`), replayed (or
     refused when their body changed) otherwise. Twins within the list are answered like retries of
     the first."""
-    keys = {index: sale_request.key for index, sale_request in enumerate(requests) if sale_request.key}
+    keys = {index: submission.key for index, submission in enumerate(requests) if submission.key}
     first_of_key: dict[str, int] = {}
     to_post: list[int] = []
     for index, key in keys.items():
@@ -200,18 +203,19 @@ def answer_sales(client: ApiCaller, requests: Sequence[SaleRequest],
     # Each item is judged against the stored request itself: twins in one list may differ.
     stored: dict[str, StoredResponse | DomainError] = load_stored(
         db.session, client, {key for key in keys.values() if (client.id, key) not in claimed})
-    posted = post_sales(db.session, load_program(db.session), client, [requests[i].sale for i in to_post], utcnow())
-    outcomes: dict[int, SaleOutcome] = {}
+    posted = record_sales(db.session, load_program(db.session), client, [requests[i].sale for i in to_post],
+                          utcnow())
+    outcomes: dict[int, SaleAnswer] = {}
     answers, refused = [], []
     for index, result in zip(to_post, posted, strict=True):
-        key, sale_request = keys[index], requests[index]
-        if isinstance(result, SaleResult):
+        key, submission = keys[index], requests[index]
+        if isinstance(result, RecordedSale):
             body = schemas.sale_response_schema.dump(result)
-            outcomes[index] = SaleOutcome(sale_request.external_id, 201, transaction=body)
+            outcomes[index] = SaleAnswer(submission.external_id, 201, transaction=body)
             answers.append((claimed[client.id, key], 201, body))
-            stored[key] = StoredResponse(201, body, sale_request.request_sha256)
+            stored[key] = StoredResponse(201, body, submission.request_sha256)
         else:
-            outcomes[index] = SaleOutcome(sale_request.external_id, result.status, error=result)
+            outcomes[index] = SaleAnswer(submission.external_id, result.status, error=result)
             refused.append(claimed[client.id, key])
             # Its twins later in this list fail the same way, with the same problem.
             stored[key] = result
@@ -221,35 +225,35 @@ def answer_sales(client: ApiCaller, requests: Sequence[SaleRequest],
             for index in range(len(requests))]
 
 
-def _claims(requests: Sequence[SaleRequest]) -> list[tuple[int, str, str]]:
+def _claims(requests: Sequence[SaleSubmission]) -> list[tuple[int, str, str]]:
     """(client id, key, request hash) of each key in `requests`, the first request's hash for twins."""
     claims: dict[tuple[int, str], str] = {}
-    for sale_request in requests:
-        if sale_request.key is not None:
-            claims.setdefault((sale_request.client.id, sale_request.key), sale_request.request_sha256)
+    for submission in requests:
+        if submission.key is not None:
+            claims.setdefault((submission.client.id, submission.key), submission.request_sha256)
     return [(client_id, key, request_sha256) for (client_id, key), request_sha256 in claims.items()]
 
 
-def _earlier_answer(requests: Sequence[SaleRequest], index: int, stored: dict,
-                    first_of_key: dict[str, int]) -> SaleOutcome:
-    sale_request = requests[index]
-    key = sale_request.key
+def _earlier_answer(requests: Sequence[SaleSubmission], index: int, stored: dict,
+                    first_of_key: dict[str, int]) -> SaleAnswer:
+    submission = requests[index]
+    key = submission.key
     if key is None:  # refused by the schema
-        return SaleOutcome(sale_request.external_id, sale_request.sale.status, error=sale_request.sale)
+        return SaleAnswer(submission.external_id, submission.sale.status, error=submission.sale)
     earlier = stored[key]
     first = first_of_key.get(key)
-    if first is not None and first != index and requests[first].request_sha256 != sale_request.request_sha256:
+    if first is not None and first != index and requests[first].request_sha256 != submission.request_sha256:
         earlier = IdempotencyConflict("this external_id appears earlier in the batch with a different body")
-    elif isinstance(earlier, StoredResponse) and earlier.request_sha256 != sale_request.request_sha256:
+    elif isinstance(earlier, StoredResponse) and earlier.request_sha256 != submission.request_sha256:
         earlier = conflict()
     if isinstance(earlier, StoredResponse):
-        return SaleOutcome(sale_request.external_id, earlier.status, replayed=True, transaction=earlier.body)
-    return SaleOutcome(sale_request.external_id, earlier.status, error=earlier)
+        return SaleAnswer(submission.external_id, earlier.status, replayed=True, transaction=earlier.body)
+    return SaleAnswer(submission.external_id, earlier.status, error=earlier)
 
 
-def _by_client(requests: Sequence[SaleRequest]) -> list[list[tuple[int, SaleRequest]]]:
-    groups: dict[int, list[tuple[int, SaleRequest]]] = {}
-    for index, sale_request in enumerate(requests):
-        groups.setdefault(sale_request.client.id, []).append((index, sale_request))
+def _by_client(requests: Sequence[SaleSubmission]) -> list[list[tuple[int, SaleSubmission]]]:
+    groups: dict[int, list[tuple[int, SaleSubmission]]] = {}
+    for index, submission in enumerate(requests):
+        groups.setdefault(submission.client.id, []).append((index, submission))
     return list(groups.values())
 

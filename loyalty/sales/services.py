@@ -1,7 +1,8 @@
-"""Posting sales and refunds: the one path every channel (POS API, batch backfill, staff console,
-demo data) takes, so the same rules apply everywhere.
+"""Recording sales and refunds: the one path every channel (POS API, batch backfill, staff console,
+demo data) takes, so the same rules apply everywhere. Each front end builds a typed `Sale` or
+`Refund` (sales.values); every rule about one is checked here, whoever calls.
 
-A list of sales is posted as one unit of work: the members named are locked once (in id order), each
+A list of sales is recorded as one unit of work: the members named are locked once (in id order), each
 sale is checked completely before anything of it is written, and a sale that fails records nothing
 while the others go on. The caller commits.
 """
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlalchemy as sa
+from flask import current_app
 from sqlalchemy.orm import Session
 
 from loyalty.auth.models import ApiClient
@@ -28,6 +30,7 @@ from loyalty.errors import (
     CurrencyMismatch,
     DomainError,
     Forbidden,
+    InvalidFields,
     NotFound,
     RefundExceedsSale,
     ValidationFailed,
@@ -39,6 +42,7 @@ from loyalty.points.ledger import PointsSummary, Wallet, lock_wallet, save_walle
 from loyalty.points.program import Program, TierCopy
 from loyalty.points.tiers import Climbers, climbers, save_tier_moves
 from loyalty.sales.models import Transaction, TransactionLine
+from loyalty.sales.values import Refund, Sale
 
 TRANSACTIONS = Transaction.__table__
 LINES = TransactionLine.__table__
@@ -58,9 +62,9 @@ class MemberSnapshot:
 
 
 @dataclass
-class SaleRow:
-    """A sale as posted: what `transactions` will hold for it (written in bulk by `_write_sales`,
-    which sets `id`), with the attribute names of Transaction so a response reads either."""
+class NewSaleRow:
+    """The `transactions` row a sale being recorded becomes (written in bulk by `_write_sales`, which
+    sets `id`), with the attribute names of Transaction so an answer reads either."""
 
     client_id: int
     external_id: str
@@ -81,66 +85,97 @@ class SaleRow:
 
 
 @dataclass(frozen=True)
-class SaleResult:
-    transaction: SaleRow
+class RecordedSale:
+    """What recording a sale did: its row, the member after it, the coupons it redeemed
+    ([{"code", "discount"}])."""
+
+    transaction: NewSaleRow
     member: MemberSnapshot | None
     coupons: list[dict] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
-class RefundResult:
+class RecordedRefund:
+    """What recording a refund did: the refund's row, the sale's (with its cumulative refund
+    figures), the member after it."""
+
     refund: Transaction
     sale: Transaction
     member: MemberSnapshot | None
 
 
-def post_sales(session: Session, program: Program, client: ApiClient | ApiCaller, sales: Sequence[dict],
-               now: datetime) -> list[SaleResult | DomainError]:
-    """Post validated sale payloads (see pos_api.schemas.SaleSchema); one result per sale, in order.
+def record_sales(session: Session, program: Program, client: ApiClient | ApiCaller, sales: Sequence[Sale],
+                 now: datetime) -> list[RecordedSale | DomainError]:
+    """Record `sales` for `client`; one result per sale, in order: what was recorded, or why not.
 
     Each sale is decided in memory (its coupons claimed in a savepoint, the only step the database
     may still refuse), then the accepted sales are written together: transactions and lines, coupon
     redemptions, and the ledger rows of every wallet, a few multi-row statements in all."""
-    members = resolve_member_codes(session, [sale["member"] for sale in sales if sale.get("member")], now,
+    members = resolve_member_codes(session, [sale.member_code for sale in sales if sale.member_code], now,
                                    lock=True, columns=POSTING_COLUMNS)
     wallets = wallets_for(session, {found.id: found for found in members.values() if isinstance(found, Member)}
                           .values())
     climbing = climbers(session, program, [wallet.member for wallet in wallets.values()], now)
-    results: list[SaleResult | DomainError] = []
+    results: list[RecordedSale | DomainError] = []
     for sale in sales:
         try:
-            results.append(_post_sale(session, program, client, sale, members, wallets, climbing, now))
+            results.append(_record_sale(session, program, client, sale, members, wallets, climbing, now))
         except DomainError as error:
             results.append(error)
-    _write_sales(session, [result.transaction for result in results if isinstance(result, SaleResult)], now)
+    _write_sales(session, [result.transaction for result in results if isinstance(result, RecordedSale)], now)
     save_wallets(session, wallets.values())
     save_tier_moves(session, climbing.moves)
     return results
 
 
-def _post_sale(session, program, client, sale, members, wallets, climbing: Climbers, now) -> SaleResult:
-    store = store_for_key(client, sale.get("store_code"))
+def _record_sale(session, program, client, sale: Sale, members, wallets, climbing: Climbers,
+                 now) -> RecordedSale:
+    _check_fields(sale, now)
+    store = store_for_key(client, sale.store_code)
     wallet = _wallet_for(sale, members, wallets)
     _check_sale(program, sale, wallet, now)
-    coupons = plan_coupons(session, sale.get("coupons") or [], wallet.member if wallet else None,
-                           subtotal=sale.get("subtotal", sale["amount"]), lines=sale.get("lines") or [], now=now)
+    lines = [line.row(number) for number, line in enumerate(sale.lines, start=1)]
+    coupons = plan_coupons(session, sale.coupon_codes, wallet.member if wallet else None,
+                           subtotal=sale.basket_amount, lines=lines, now=now)
     # The one step the database may still refuse; from here on the sale is accepted.
     redeem_coupons(session, coupons, now)
-    row = _sale_row(client, store, wallet, sale, coupons)
+    row = _sale_row(client, store, wallet, sale, lines, coupons)
     if wallet is None:
-        return SaleResult(transaction=row, member=None, coupons=coupons.response())
+        return RecordedSale(transaction=row, member=None, coupons=coupons.response())
     if row.points_redeemed:
         wallet.redeem(row.points_redeemed, now=now, occurred_at=row.occurred_at, transaction=row,
                       reason=f"sale {row.external_id}", source="transaction")
     _earn(program, wallet, row, climbing, now, coupons)
-    return SaleResult(transaction=row, member=snapshot(program, wallet, now), coupons=coupons.response())
+    return RecordedSale(transaction=row, member=snapshot(program, wallet, now), coupons=coupons.response())
 
 
-def _check_sale(program: Program, sale: dict, wallet: Wallet | None, now: datetime) -> None:
+def _check_fields(sale: Sale, now: datetime) -> None:
+    """The sale's own figures, before anything is looked up: the rules a malformed sale breaks."""
+    errors = {}
+    if sale.subtotal is not None and sale.subtotal < sale.amount:
+        errors["subtotal"] = ["Must not be less than amount."]
+    if sale.points_redeemed < 0:
+        errors["points_redeemed"] = ["Must not be negative."]
+    if _in_the_future(sale.occurred_at, now):
+        errors["occurred_at"] = [FUTURE_REFUSAL]
+    if errors:
+        raise InvalidFields("the sale failed validation", errors=errors)
+
+
+# Said of a time past SALE_FUTURE_TOLERANCE, the default 5 minutes (API.md states the limit).
+FUTURE_REFUSAL = "Must not be more than 5 minutes in the future."
+
+
+def _in_the_future(occurred_at: datetime, now: datetime) -> bool:
+    """Later than a till's clock running fast could explain (SALE_FUTURE_TOLERANCE)."""
+    return occurred_at > now + current_app.config["SALE_FUTURE_TOLERANCE"]
+
+
+def _check_sale(program: Program, sale: Sale, wallet: Wallet | None, now: datetime) -> None:
     """Everything that can refuse a sale, checked before any of it is written."""
-    if sale["currency"] != program.settings.currency:
-        raise CurrencyMismatch(f"the program's currency is {program.settings.currency}, not {sale['currency']}")
-    redeem = sale.get("points_redeemed") or 0
+    if sale.currency != program.settings.currency:
+        raise CurrencyMismatch(f"the program's currency is {program.settings.currency}, not {sale.currency}")
+    redeem = sale.points_redeemed
     if redeem and wallet is None:
         raise ValidationFailed("points can only be redeemed by a member",
                                errors={"points_redeemed": ["Requires a member."]})
@@ -148,23 +183,16 @@ def _check_sale(program: Program, sale: dict, wallet: Wallet | None, now: dateti
         wallet.redeem_check(redeem, now)
 
 
-def _sale_row(client, store, wallet: Wallet | None, sale: dict, coupons: CouponPlan) -> SaleRow:
-    lines = [
-        {"line_no": number, "sku": line["sku"], "category": line.get("category"),
-         "quantity": line.get("quantity", 1), "unit_price": line.get("unit_price", line["amount"]),
-         "amount": line["amount"]}
-        for number, line in enumerate(sale.get("lines") or [], start=1)
-    ]
-    return SaleRow(
-        client_id=client.id, external_id=sale["external_id"], store_id=store.id,
-        member_id=wallet.member.id if wallet else None, channel=sale.get("channel", "pos"),
-        occurred_at=sale["occurred_at"], currency=sale["currency"], amount=sale["amount"],
-        subtotal=sale.get("subtotal", sale["amount"]), points_redeemed=sale.get("points_redeemed") or 0,
-        lines=lines, coupons=coupons,
+def _sale_row(client, store, wallet: Wallet | None, sale: Sale, lines: list[dict], coupons: CouponPlan) -> NewSaleRow:
+    return NewSaleRow(
+        client_id=client.id, external_id=sale.external_id, store_id=store.id,
+        member_id=wallet.member.id if wallet else None, channel=sale.channel, occurred_at=sale.occurred_at,
+        currency=sale.currency, amount=sale.amount, subtotal=sale.basket_amount,
+        points_redeemed=sale.points_redeemed, lines=lines, coupons=coupons,
     )
 
 
-def _write_sales(session: Session, rows: list[SaleRow], now: datetime) -> None:
+def _write_sales(session: Session, rows: list[NewSaleRow], now: datetime) -> None:
     """Insert the accepted sales and their lines (one multi-row statement each) and record their
     coupon redemptions. A duplicate external_id fails here on the unique key (IntegrityError)."""
     if not rows:
@@ -183,7 +211,7 @@ def _write_sales(session: Session, rows: list[SaleRow], now: datetime) -> None:
             record_redemptions(session, row.coupons, row.id, now)
 
 
-def _earn(program: Program, wallet: Wallet, row: SaleRow, climbing: Climbers, now: datetime,
+def _earn(program: Program, wallet: Wallet, row: NewSaleRow, climbing: Climbers, now: datetime,
           coupons: CouponPlan) -> None:
     member = wallet.member
     sale_figures = dict(
@@ -209,10 +237,10 @@ def _earn(program: Program, wallet: Wallet, row: SaleRow, climbing: Climbers, no
     climbing.add(member, earning.base_points, row.occurred_at, now)
 
 
-def _wallet_for(sale: dict, members: dict, wallets: dict[int, Wallet]) -> Wallet | None:
-    if not sale.get("member"):
+def _wallet_for(sale: Sale, members: dict, wallets: dict[int, Wallet]) -> Wallet | None:
+    if not sale.member_code:
         return None
-    found = members[sale["member"]]
+    found = members[sale.member_code]
     if isinstance(found, DomainError):
         raise found
     return wallets[found.id]
@@ -241,15 +269,17 @@ def get_sale(session: Session, client: ApiClient | ApiCaller, external_id: str, 
     raise NotFound(f"no sale has the external_id {external_id!r}")
 
 
-def post_refund(session: Session, program: Program, client: ApiClient | ApiCaller, sale_external_id: str, refund: dict,
-                now: datetime) -> RefundResult:
+def record_refund(session: Session, program: Program, client: ApiClient | ApiCaller, sale_external_id: str,
+                  refund: Refund, now: datetime) -> RecordedRefund:
     """Refund part or all of a sale. Points are reversed and restored in proportion to the refunded
     share, cumulatively and rounded down (API.md), so refunds adding up to the sale reverse exactly
     what it earned and restore exactly what it redeemed."""
+    if refund.occurred_at is not None and _in_the_future(refund.occurred_at, now):
+        raise InvalidFields("the refund failed validation", errors={"occurred_at": [FUTURE_REFUSAL]})
     sale = get_sale(session, client, sale_external_id)
     wallet = lock_wallet(session, sale.member_id) if sale.member_id else None
     sale = get_sale(session, client, sale_external_id, for_update=True)
-    refunded = sale.refunded_amount + refund["amount"]
+    refunded = sale.refunded_amount + refund.amount
     if refunded > sale.amount:
         raise RefundExceedsSale(
             f"refunds would total {refunded}, more than the sale's {sale.amount}",
@@ -258,15 +288,12 @@ def post_refund(session: Session, program: Program, client: ApiClient | ApiCalle
     qualifying_now = sale.qualifying_points * refunded // sale.amount - sale.qualifying_reversed
     restored_now = sale.points_redeemed * refunded // sale.amount - sale.points_restored
     record = Transaction(
-        client_id=client.id, kind="refund", external_id=refund["external_id"], sale_id=sale.id,
+        client_id=client.id, kind="refund", external_id=refund.external_id, sale_id=sale.id,
         member_id=sale.member_id, store_id=sale.store_id, channel=sale.channel,
-        occurred_at=refund.get("occurred_at") or now, currency=sale.currency, amount=refund["amount"],
-        subtotal=refund["amount"], points_reversed=reversed_now, qualifying_reversed=qualifying_now,
+        occurred_at=refund.occurred_at or now, currency=sale.currency, amount=refund.amount,
+        subtotal=refund.amount, points_reversed=reversed_now, qualifying_reversed=qualifying_now,
         points_restored=restored_now,
-        lines=[TransactionLine(line_no=number, sku=line["sku"], category=line.get("category"),
-                               quantity=line.get("quantity", 1), unit_price=line.get("unit_price", line["amount"]),
-                               amount=line["amount"])
-               for number, line in enumerate(refund.get("lines") or [], start=1)],
+        lines=[TransactionLine(**line.row(number)) for number, line in enumerate(refund.lines, start=1)],
     )
     session.add(record)
     sale.refunded_amount = refunded
@@ -278,7 +305,7 @@ def post_refund(session: Session, program: Program, client: ApiClient | ApiCalle
     if refunded == sale.amount:
         give_back_coupons(session, sale, now)
     save_wallets(session, [wallet] if wallet else [])
-    return RefundResult(refund=record, sale=sale, member=snapshot(program, wallet, now) if wallet else None)
+    return RecordedRefund(refund=record, sale=sale, member=snapshot(program, wallet, now) if wallet else None)
 
 
 def _move_refund_points(program, wallet, sale, record, reversed_now, qualifying_now, restored_now) -> None:

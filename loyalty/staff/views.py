@@ -3,6 +3,7 @@ points (admins), enrol at the counter, read the audit trail (admins). Views pars
 service, commit and redirect; the rules live in `staff_services`."""
 
 import re
+from dataclasses import asdict
 from datetime import timedelta
 
 import qrcode
@@ -11,10 +12,10 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
-from sqlalchemy.exc import IntegrityError
 from wtforms import SelectChoice
 
 from loyalty import money
+from loyalty.answer_once import answer_once, fingerprint
 from loyalty.campaigns import codes
 from loyalty.campaigns.services import find_coupon
 from loyalty.clock import utcnow
@@ -37,6 +38,7 @@ from loyalty.members.services import current_card_token, get_member_by_no
 from loyalty.points.ledger import load_wallet
 from loyalty.points.program import load_program
 from loyalty.points.services import adjust_points
+from loyalty.sales.values import Sale
 from loyalty.staff.forms import AdjustForm, EnrolForm, NoteForm, SaleForm, ScanForm
 from loyalty.web.access import current_staff, staff_required
 from loyalty.web.offer_display import coupon_card
@@ -259,41 +261,48 @@ def sale(member_no: str):
     if not form.validate():
         return _sale_page(found, form, status=422)
     try:
-        recorded = _record_sale(found, form)
+        recorded, replayed = _record_sale(found, form)
     except DomainError as error:
         db.session.rollback()
         return _sale_page(found, form, error=describe(error), status=error.status)
-    if recorded.replayed:
+    if replayed:
         flash(_("This sale was already recorded; nothing was added twice."), "info")
     else:
         flash(_("Sale of ¥%(amount)s recorded: %(earned)s points earned, %(redeemed)s redeemed.",
-                amount=money.fen_to_yuan(recorded.transaction.amount),
-                earned=recorded.transaction.points_earned, redeemed=recorded.transaction.points_redeemed),
-              "success")
+                amount=money.fen_to_yuan(recorded.amount), earned=recorded.points_earned,
+                redeemed=recorded.points_redeemed), "success")
         for coupon in recorded.coupons:
             flash(_("Coupon %(code)s redeemed: ¥%(discount)s off.", code=coupon["code"],
                     discount=money.fen_to_yuan(coupon["discount"])), "success")
     return redirect(url_for("staff.member", member_no=member_no))
 
 
-def _record_sale(member: Member, form: SaleForm) -> services.HandSale:
-    """Record and commit. Two submits racing past the replay check collide on the unique external id;
-    the loser rolls back and, on its retry, finds the winner's sale and replays it."""
-    amount = money.yuan_to_fen(form.amount.data)
-    subtotal = _subtotal_fen(form.subtotal.data)
-    for attempt in range(2):
-        try:
-            recorded = services.record_hand_sale(
-                db.session, load_program(db.session), staff=current_staff(), member=member,
-                external_id=form.external_id.data, amount=amount, points_redeemed=form.points_redeemed.data or 0,
-                now=utcnow(), subtotal=subtotal, coupons=form.coupon_codes())
-            db.session.commit()
-            return recorded
-        except IntegrityError:
-            db.session.rollback()
-            if attempt:
-                raise
-    raise AssertionError("unreachable")
+def _record_sale(member: Member, form: SaleForm) -> tuple[services.HandSale, bool]:
+    """Record the form's sale and commit, once: submitting the same form again (its one-time external
+    id) replays the first answer, and with other figures is a conflict. Also True when replayed."""
+    now, program, staff_user = utcnow(), load_program(db.session), current_staff()
+    client = services.console_client(db.session, services.console_store(db.session, staff_user))
+    db.session.commit()  # a console client made on first use stays, whatever becomes of the sale
+    sale = Sale(external_id=form.external_id.data, occurred_at=now, currency=program.settings.currency,
+                amount=money.yuan_to_fen(form.amount.data), subtotal=_subtotal_fen(form.subtotal.data),
+                member_code=member.member_no, store_code=client.store.code,
+                points_redeemed=form.points_redeemed.data or 0, coupon_codes=tuple(form.coupon_codes()))
+
+    def work() -> tuple[int, dict]:
+        recorded = services.record_hand_sale(db.session, program, staff=staff_user, client=client, member=member,
+                                             sale=sale, now=now)
+        return 201, asdict(recorded)
+
+    answer = answer_once(db.session, client, "sale:" + sale.external_id, _form_fingerprint(sale), work)
+    return services.HandSale(**answer.body), answer.replayed
+
+
+def _form_fingerprint(sale: Sale) -> str:
+    """What makes a submit of the form the same sale: coupon codes as the till reads them, and the
+    basket before discounts whether it was typed or left to default to the amount."""
+    return fingerprint({"member": sale.member_code, "amount": sale.amount, "subtotal": sale.basket_amount,
+                        "points_redeemed": sale.points_redeemed,
+                        "coupons": sorted(codes.normalize(code) for code in sale.coupon_codes)})
 
 
 def _subtotal_fen(typed: str | None) -> int | None:

@@ -263,7 +263,7 @@ def test_a_batch_is_committed_part_by_part_with_twins_kept_together(pos, factory
     """A backfill holds its members' locks for one part at a time; a twin joins the part of the sale
     it repeats, where it is answered as a retry of it."""
     monkeypatch.setattr(sale_posting, "BATCH_PART", 2)
-    assert sale_posting._parts([sale_posting.SaleRequest(None, item, item) for item in [
+    assert sale_posting._parts([sale_posting.SaleSubmission(None, item, item) for item in [
         sale("S-1", 1), sale("S-2", 1), sale("S-3", 1), sale("S-1", 1), sale("S-4", 1), sale("S-5", 1)]]) == [
         [0, 1, 3], [2, 4], [5]]
     member_no = factory.member()
