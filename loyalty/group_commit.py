@@ -1,14 +1,15 @@
 """Group commit: requests that arrive together in one process are written in one DB transaction.
 
-A single sale costs about ten statements and a commit; a batch of a hundred costs about twenty in all
-(bench/profile_sale.py). When several requests of one worker process wait at the same time, the first
-becomes the leader: it takes everything queued, hands it to `post` (which writes and commits it as one
-batch and answers every item), then passes the lead to the oldest request that queued meanwhile.
+A sale alone costs a transaction of its own, its statements and a commit; a batch of a hundred costs
+hardly more statements in all (`python bench/profile_sale.py`; figures in bench/README.md). When
+several requests of one worker process wait at the same time, the first becomes the leader: it takes
+everything queued, hands it to `commit_batch` (which writes and commits it as one batch and answers
+every item), then passes the lead to the oldest request that queued meanwhile.
 Under light load each request is its own batch and pays nothing extra (no thread hop, no waiting);
 under heavy load the batches grow by themselves, exactly when the saving matters.
 
-Nothing here knows about HTTP or the database; `post` does the work and the commit in the leader's
-thread (which therefore needs what `post` needs, e.g. an application context).
+Nothing here knows about HTTP or the database; `commit_batch` does the work and the commit in the
+leader's thread (which therefore needs what `commit_batch` needs, e.g. an application context).
 """
 
 import threading
@@ -34,15 +35,15 @@ class Ticket(Generic[T, R]):
 
 
 class GroupCommit(Generic[T, R]):
-    def __init__(self, post: Callable[[Sequence[T]], Sequence[R]], max_batch: int = 200) -> None:
-        self._post = post
+    def __init__(self, commit_batch: Callable[[Sequence[T]], Sequence[R]], max_batch: int = 200) -> None:
+        self._commit_batch = commit_batch
         self._max_batch = max_batch
         self._lock = threading.Lock()
         self._queue: list[Ticket[T, R]] = []
         self._leading = False
 
     def submit(self, item: T) -> R:
-        """Post `item` with whatever else is queued; its result, or the exception the batch raised."""
+        """Commit `item` with whatever else is queued; its result, or the exception the batch raised."""
         ticket: Ticket[T, R] = Ticket(item)
         with self._lock:
             self._queue.append(ticket)
@@ -60,7 +61,7 @@ class GroupCommit(Generic[T, R]):
         with self._lock:
             batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch:]
         try:
-            results = self._post([ticket.item for ticket in batch])
+            results = self._commit_batch([ticket.item for ticket in batch])
             for ticket, result in zip(batch, results, strict=True):
                 ticket.result = result
         except BaseException as error:  # every waiter gets the batch's failure, and the lead moves on

@@ -1,20 +1,20 @@
 """Answering sales once (API.md "Idempotency"): the one path of `POST /transactions` and of
-`POST /transactions/batch`.
+`POST /transactions/batch`, over loyalty.answer_once's key claims.
 
 A list of sale submissions is answered in one DB transaction: those answered before are replayed
 (or refused when their body changed), the rest go through `record_sales` together, and the answers are
-stored with them. Single sales that arrive together in one worker process are posted as one such
+stored with them. Single sales that arrive together in one worker process are answered as one such
 list by a group commit (loyalty/group_commit.py), so at the till's busiest hour a sale costs a share
-of a batch rather than a transaction of its own. A batch a client sends is posted as several such
+of a batch rather than a transaction of its own. A batch a client sends is answered as several such
 lists (BATCH_PART), each committed before the next.
 
 Each transaction first claims the idempotency keys of its sales (`claim_keys`), all in one statement,
 in key order, before any other lock. The claim is what keeps a retry whose first attempt is still in
 flight in another transaction (another group, another process) from failing its own group: it waits
-for that transaction on the key, then replays its answer, or posts after all if the first attempt was
-refused. Posting first and letting the unique key of `transactions` catch the twin would abort the
-whole group's transaction (a COPY stops at its first duplicate), and its retry can meet the next
-twin still in flight, as often as there are tills retrying. Under READ COMMITTED the wait on the key
+for that transaction on the key, then replays its answer, or records the sale after all if the first
+attempt was refused. Recording first and letting the unique key of `transactions` catch the twin
+would abort the whole group's transaction (a COPY stops at its first duplicate), and its retry can
+meet the next twin still in flight, as often as there are tills retrying. Under READ COMMITTED the wait on the key
 settles it: a key not taken is committed, and visible to the next statement. On SQLite writers hold
 the database's one write lock in turn, so a claim never waits and twins never overlap.
 """
@@ -53,14 +53,12 @@ from loyalty.sales.values import Sale
 EXTENSION = "loyalty.sale_group_commit"
 # Single sales queued at once in one process: bounds how long the last of them waits.
 MAX_GROUP = 100
-# A batch is posted and committed in parts of this many sales (API.md: each item stands on its own).
-# A backfill of 1,000 sales then holds its members' row locks for one part's time, about 0.1 s, not
-# the whole request's half second or more: a till's sale for one of those members waits that long,
-# and with it every sale of its group commit (they are posted in one transaction). bench/ingest.py
-# --mixed (tills at 32 connections beside one batch connection), alternating runs: whole batches
-# gave the tills 179-180 sales/s at p99 646-659 ms, parts of 250 gave 291-379 sales/s at p99
-# 238-308 ms, for a quarter less batch rate (989-1,145 against 1,313-1,458 sales/s). Smaller parts
-# cost the batch more: the member, lot and qualifying-points reads are dearer per sale in smaller sets.
+# A batch is recorded and committed in parts of this many sales (API.md: each item stands on its own).
+# A backfill then holds its members' row locks for one part's time, not the whole request's: a till's
+# sale for one of those members waits that long, and with it every sale of its group commit (they are
+# recorded in one transaction). Smaller parts cost the batch more: the member, lot and
+# qualifying-points reads are dearer per sale in smaller sets. Measured with `python bench/ingest.py
+# --mixed` (tills beside one batch connection) against whole batches; figures in bench/README.md.
 BATCH_PART = 250
 
 
