@@ -10,18 +10,7 @@ Stacking. One coupon per offer kind may be combined with others only if every co
 `stackable`; a non-stackable coupon stands alone (listing it with any other is `conditions`). The same
 code twice in one sale is `conditions` too.
 
-Order of application, whatever order the codes were listed in (ties keep the listed order):
-
-1. free_item: the first line whose sku is in `skus` and that no earlier coupon made free;
-2. percent_off: `value`% of what is left of its base, capped by `max_discount`;
-3. amount_off: `value`, capped by what is left of its base (and by `max_discount` if set);
-4. bonus_points: `value` points added to the sale's earning;
-5. points_multiplier: the sale's earning (base rate and earning rules, before the tier multiplier)
-   times `(value - 100)%` added; several multipliers add up, they do not compound.
-
-The base of a money discount is the subtotal less the discounts applied before it; for an offer with
-SKU or category conditions it is only what is left of the matching lines. No discount exceeds its
-base, so the discounts together never exceed the subtotal. Percent discounts round down.
+How much each coupon gives, and in which order they apply: loyalty.campaigns.discounts.
 
 Redeeming (`redeem_coupons`) enforces every limit in the database, not by read-then-write: inside a
 SAVEPOINT, the coupon's use (`UPDATE coupons ... WHERE status = 'issued' AND uses_count < uses_limit`),
@@ -52,23 +41,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from loyalty.campaigns import codes
+from loyalty.campaigns.discounts import AppliedCoupon, apply_discounts, matches_conditions
 from loyalty.campaigns.models import Coupon, CouponRedemption, Offer, OfferMemberUse
 from loyalty.errors import CouponInvalid
 from loyalty.members.models import Member
-
-APPLICATION_ORDER = {"free_item": 0, "percent_off": 1, "amount_off": 2, "bonus_points": 3, "points_multiplier": 4}
-
-
-@dataclass
-class AppliedCoupon:
-    coupon: Coupon
-    offer: Offer
-    listed_at: int
-    discount: int = 0
-
-    @property
-    def code(self) -> str:
-        return codes.display(self.coupon.code)
 
 
 @dataclass
@@ -146,8 +122,9 @@ def plan_coupons(session: Session, raw_codes: Sequence[str], member: Member | No
         member_uses[coupon.offer_id] = member_uses.get(coupon.offer_id, 0) + 1
         plan.applied.append(AppliedCoupon(coupon=coupon, offer=coupon.offer, listed_at=position))
     _check_stacking(plan.applied)
-    plan.applied.sort(key=lambda item: (APPLICATION_ORDER[item.offer.kind], item.listed_at))
-    _apply_discounts(plan.applied, subtotal, lines)
+    nothing_to_free = apply_discounts(plan.applied, subtotal, lines)
+    if nothing_to_free is not None:
+        raise invalid("conditions", nothing_to_free.code, "has no line left to make free")
     _check_budgets(plan.applied)
     return plan
 
@@ -211,13 +188,8 @@ def _check_coupon(coupon: Coupon, member: Member | None, member_uses: dict[int, 
         raise invalid("budget-exhausted", shown, "offer's budget is spent")
     if subtotal < offer.min_spend:
         raise invalid("min-spend", shown, f"needs a subtotal of at least {offer.min_spend}")
-    if (offer.skus or offer.categories) and not any(_matches(offer, line) for line in lines):
+    if (offer.skus or offer.categories) and not any(matches_conditions(offer, line) for line in lines):
         raise invalid("conditions", shown, "needs a line with one of its SKUs or categories")
-
-
-def _matches(offer: Offer, line: dict) -> bool:
-    return line.get("sku") in (offer.skus or ()) or (
-        line.get("category") is not None and line.get("category") in (offer.categories or ()))
 
 
 def _check_stacking(applied: list[AppliedCoupon]) -> None:
@@ -226,41 +198,6 @@ def _check_stacking(applied: list[AppliedCoupon]) -> None:
     for item in applied:
         if not item.offer.stackable:
             raise invalid("conditions", item.code, "cannot be combined with other coupons")
-
-
-def _apply_discounts(applied: list[AppliedCoupon], subtotal: int, lines: Sequence[dict]) -> None:
-    """Money discounts in order of application (see the module docstring); `applied` is in that order."""
-    remaining = subtotal
-    line_left = [line["amount"] for line in lines]
-    for item in applied:
-        offer = item.offer
-        if offer.kind == "free_item":
-            index = next((i for i, line in enumerate(lines)
-                          if line["sku"] in offer.skus and line_left[i] > 0), None)
-            if index is None:
-                raise invalid("conditions", item.code, "has no line left to make free")
-            discount = min(line_left[index], remaining, offer.max_discount or line_left[index])
-            line_left[index] -= discount
-        elif offer.kind in ("percent_off", "amount_off"):
-            matching = [i for i, line in enumerate(lines) if _matches(offer, line)]
-            conditioned = bool(offer.skus or offer.categories)
-            base = min(remaining, sum(line_left[i] for i in matching)) if conditioned else remaining
-            discount = base * offer.value // 100 if offer.kind == "percent_off" else min(offer.value, base)
-            if offer.max_discount is not None:
-                discount = min(discount, offer.max_discount)
-            if conditioned:
-                _take_from_lines(line_left, matching, discount)
-        else:
-            discount = 0
-        item.discount = discount
-        remaining -= discount
-
-
-def _take_from_lines(line_left: list[int], indexes: list[int], amount: int) -> None:
-    for index in indexes:
-        part = min(line_left[index], amount)
-        line_left[index] -= part
-        amount -= part
 
 
 def _check_budgets(applied: list[AppliedCoupon]) -> None:
