@@ -15,16 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from threadpoolctl import threadpool_limits
 
-from loyalty.insights.churn_models import (
-    DEFAULT_RISK_CUTS,
-    BGNBDChurn,
-    EventLog,
-    default_churn_model,
-    facts_code,
-    risk_band,
-    take_snapshot,
-)
+from loyalty.insights.churn_models import DEFAULT_RISK_CUTS, BGNBDChurn, default_churn_model, facts_code, risk_band
 from loyalty.insights.models import utc_day
+from loyalty.insights.purchase_log import EventLog, take_snapshot
 from loyalty.insights.rfm import _one_scoring_at_a_time
 from loyalty.members.models import Member
 from loyalty.sales.models import Transaction

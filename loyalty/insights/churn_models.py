@@ -29,233 +29,27 @@ Shallow CART (`TreeChurn`) and logistic regression (`LogisticChurn`, the default
     can read, with risk = the churn share of the member's leaf. The logistic model gives every member
     their own rank and ranked churners best on CDNOW, so it is the one whose risk marketers see.
 
-Times inside the BG/NBD are in weeks, as in the paper; event dates are whole days. Everything here is
-numpy/scipy/scikit-learn over arrays: no database, so it runs the same in a job, a test or a notebook.
+The purchases and each customer's measures at a date are `purchase_log`; the BG/NBD's fitting and
+formulas, `bgnbd`. Everything here is numpy/scipy/scikit-learn over arrays: no database, so it runs
+the same in a job, a test or a notebook.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
-from scipy import optimize, special
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.tree import DecisionTreeClassifier, export_text
 
-DAYS_PER_WEEK = 7.0
+from loyalty.insights.bgnbd import BGNBD
+from loyalty.insights.purchase_log import DAYS_PER_WEEK, EventLog, Snapshot, as_day, churned_within, take_snapshot
+
 DEFAULT_RISK_CUTS = (0.3, 0.6)
-
-
-def as_day(date) -> int:
-    """Whole days since 1970-01-01, so dates from the database, numpy and tests compare as integers."""
-    if isinstance(date, (int, np.integer)):
-        return int(date)
-    if isinstance(date, dt.datetime):
-        date = date.date()
-    return int(np.datetime64(date, "D").astype(np.int64))
-
-
-@dataclass(frozen=True)
-class EventLog:
-    """Purchases as parallel arrays: who bought, on which day, for how much."""
-
-    customer_ids: np.ndarray
-    days: np.ndarray
-    amounts: np.ndarray
-
-    @classmethod
-    def from_arrays(cls, customer_ids, dates, amounts) -> EventLog:
-        """Accept datetime64 or integer day numbers, because callers hold either."""
-        dates = np.asarray(dates)
-        if np.issubdtype(dates.dtype, np.datetime64):
-            dates = dates.astype("datetime64[D]").astype(np.int64)
-        return cls(np.asarray(customer_ids), dates.astype(np.int64), np.asarray(amounts, float))
-
-    def until(self, as_of) -> EventLog:
-        """Only the events on or before `as_of`: what a model may learn from when `as_of` is "now"."""
-        known = self.days <= as_day(as_of)
-        return EventLog(self.customer_ids[known], self.days[known], self.amounts[known])
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """Each customer as seen on `as_of`: built only from events on or before that day, so nothing
-    computed from it can leak what happened afterwards."""
-
-    as_of: int
-    customer_ids: np.ndarray
-    first_day: np.ndarray
-    last_day: np.ndarray
-    purchase_days: np.ndarray  # distinct days with a purchase; two receipts on one day are one visit
-    total_spend: np.ndarray
-
-    @property
-    def recency_days(self) -> np.ndarray:
-        return self.as_of - self.last_day
-
-    @property
-    def tenure_days(self) -> np.ndarray:
-        return self.as_of - self.first_day
-
-    @property
-    def usual_gap_days(self) -> np.ndarray:
-        """Mean days between visits; NaN for one-visit customers, who have no usual gap yet."""
-        repeats = self.purchase_days - 1
-        span = (self.last_day - self.first_day).astype(float)
-        return np.divide(span, repeats, out=np.full(span.shape, np.nan), where=repeats > 0)
-
-    def bgnbd_inputs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(x, t_x, T) in weeks, measured from each customer's first purchase, as the paper does."""
-        x = (self.purchase_days - 1).astype(float)
-        t_x = (self.last_day - self.first_day) / DAYS_PER_WEEK
-        return x, t_x, self.tenure_days / DAYS_PER_WEEK
-
-
-def take_snapshot(log: EventLog, as_of) -> Snapshot:
-    """Summarise every customer who bought on or before `as_of`, ordered by customer id."""
-    as_of = as_day(as_of)
-    known = log.days <= as_of
-    customer_ids, customer = np.unique(log.customer_ids[known], return_inverse=True)
-    days = log.days[known]
-    first_known_day = int(days.min()) if days.size else 0
-    stride = as_of - first_known_day + 1
-    # One sortable (customer, day) key turns distinct visits and first/last days into one sort.
-    visits = _sorted_unique(customer.astype(np.int64) * stride + (days - first_known_day))
-    visit_owner = visits // stride
-    everyone = np.arange(len(customer_ids))
-    first_visit = np.searchsorted(visit_owner, everyone, side="left")
-    last_visit = np.searchsorted(visit_owner, everyone, side="right") - 1
-    return Snapshot(
-        as_of=as_of,
-        customer_ids=customer_ids,
-        first_day=visits[first_visit] % stride + first_known_day,
-        last_day=visits[last_visit] % stride + first_known_day,
-        purchase_days=last_visit - first_visit + 1,
-        total_spend=np.bincount(customer, log.amounts[known], minlength=len(customer_ids)),
-    )
-
-
-def _sorted_unique(values: np.ndarray) -> np.ndarray:
-    """np.unique(values) by sorting. numpy 2.3+ answers a plain np.unique by hashing, which on ten
-    million int64 keys took 12.6 s of CPU here against 0.6 s for sort-and-compare."""
-    ordered = np.sort(values)
-    return ordered[np.r_[True, ordered[1:] != ordered[:-1]]] if ordered.size else ordered
-
-
-def churned_within(log: EventLog, snapshot: Snapshot, horizon_days: int) -> np.ndarray:
-    """True for each snapshot customer with no purchase in (as_of, as_of + horizon_days]."""
-    window = (log.days > snapshot.as_of) & (log.days <= snapshot.as_of + horizon_days)
-    return ~np.isin(snapshot.customer_ids, log.customer_ids[window])
-
-
-@dataclass
-class BGNBD:
-    """The BG/NBD model's four population parameters, fitted by maximum likelihood."""
-
-    r: float = float("nan")
-    alpha: float = float("nan")
-    a: float = float("nan")
-    b: float = float("nan")
-    log_likelihood: float = float("nan")
-
-    def fit(self, x, t_x, T) -> BGNBD:
-        """Fit on per-customer (x, t_x, T).
-
-        Customers share (x, t_x, T) far more often than not (day-grained dates, cohorts that joined
-        together), so the likelihood is summed over distinct rows with counts as weights: a million
-        day-grained customers collapse to about an eighth as many rows, and the fit takes seconds.
-        """
-        rows, counts = np.unique(np.column_stack([x, t_x, T]).astype(float), axis=0, return_counts=True)
-        x, t_x, T = rows.T
-        # Per-customer weights make the objective a mean, so one tolerance suits 2,000 or 2,000,000 rows.
-        weights = counts / counts.sum()
-        start = np.log([1.0, max(float(weights @ T), 1e-3), 1.0, 1.0])
-        result = optimize.minimize(
-            lambda log_params: _negative_log_likelihood(log_params, x, t_x, T, weights),
-            start,
-            jac=True,
-            method="L-BFGS-B",
-            # Bounds keep exp() finite while the optimiser explores; real fits land well inside them.
-            bounds=[(-20.0, 20.0)] * 4,
-            options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 1000},
-        )
-        self.r, self.alpha, self.a, self.b = (float(v) for v in np.exp(result.x))
-        self.log_likelihood = -float(result.fun) * float(counts.sum())
-        return self
-
-    def _log_odds_dead(self, x, t_x, T) -> np.ndarray:
-        """ln[(a / (b+x-1)) * ((alpha+T) / (alpha+t_x))^(r+x)], the log odds of having dropped out."""
-        x, t_x, T = (np.asarray(v, float) for v in (x, t_x, T))
-        repeat_buyer = x > 0
-        log_odds = (
-            np.log(self.a)
-            - np.log(np.where(repeat_buyer, self.b + x - 1, 1.0))
-            + (self.r + x) * (np.log(self.alpha + T) - np.log(self.alpha + t_x))
-        )
-        # Dropout happens only after a purchase, so someone who never came back cannot have dropped out.
-        return np.where(repeat_buyer, log_odds, -np.inf)
-
-    def probability_alive(self, x, t_x, T) -> np.ndarray:
-        """P(still buying | x, t_x, T), equation (6) of the paper."""
-        return special.expit(-self._log_odds_dead(x, t_x, T))
-
-    def expected_purchases(self, t, x, t_x, T) -> np.ndarray:
-        """E[purchases in (T, T+t] | x, t_x, T], equation (10) of the paper."""
-        x, t_x, T = (np.asarray(v, float) for v in (x, t_x, T))
-        r, alpha, a, b = self.r, self.alpha, self.a, self.b
-        hypergeometric = special.hyp2f1(r + x, b + x, a + b + x - 1, t / (alpha + T + t))
-        if_alive = (a + b + x - 1) / (a - 1) * (1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hypergeometric)
-        return if_alive * self.probability_alive(x, t_x, T)
-
-    def probability_no_purchase(self, t, x, t_x, T) -> np.ndarray:
-        """P(no purchase in (T, T+t] | x, t_x, T): dead already, or alive and the Poisson clock never rang."""
-        x, T = np.asarray(x, float), np.asarray(T, float)
-        silent_if_alive = ((self.alpha + T) / (self.alpha + T + t)) ** (self.r + x)
-        return 1 - self.probability_alive(x, t_x, T) * (1 - silent_if_alive)
-
-
-def _negative_log_likelihood(log_params, x, t_x, T, weights) -> tuple[float, np.ndarray]:
-    """Weighted BG/NBD negative log-likelihood (paper, equation 4) and its gradient in log-parameters.
-
-    ln L = ln G(r+x) - ln G(r) + r ln(alpha) + ln B(a, b+x) - ln B(a, b) + ln(e^A3 + [x>0] e^A4),
-    A3 = -(r+x) ln(alpha+T),  A4 = ln a - ln(b+x-1) - (r+x) ln(alpha+t_x).
-    The last term goes through logaddexp because e^A3 underflows for heavy buyers.
-    """
-    r, alpha, a, b = np.exp(log_params)
-    repeat_buyer = x > 0
-    a3 = -(r + x) * np.log(alpha + T)
-    b_x_1 = np.where(repeat_buyer, b + x - 1, 1.0)
-    a4 = np.log(a) - np.log(b_x_1) - (r + x) * np.log(alpha + t_x)
-    a4 = np.where(repeat_buyer, a4, -np.inf)
-    tail = np.logaddexp(a3, a4)
-    log_lik = (
-        special.gammaln(r + x)
-        - special.gammaln(r)
-        + r * np.log(alpha)
-        + special.betaln(a, b + x)
-        - special.betaln(a, b)
-        + tail
-    )
-    share3 = np.exp(a3 - tail)  # weight of the "still alive" branch; 1 for customers with x = 0
-    share4 = 1 - share3
-    d_r = special.digamma(r + x) - special.digamma(r) + np.log(alpha) - share3 * np.log(alpha + T)
-    d_r -= share4 * np.log(alpha + t_x)
-    d_alpha = r / alpha - (r + x) * (share3 / (alpha + T) + share4 / (alpha + t_x))
-    d_a = special.digamma(a + b) - special.digamma(a + b + x) + share4 / a
-    d_b = (
-        special.digamma(b + x)
-        - special.digamma(a + b + x)
-        - special.digamma(b)
-        + special.digamma(a + b)
-        - share4 / b_x_1
-    )
-    gradient = np.array([weights @ d for d in (d_r, d_alpha, d_a, d_b)]) * np.array([r, alpha, a, b])
-    return -float(weights @ log_lik), -gradient
 
 
 FEATURE_NAMES = (

@@ -99,7 +99,7 @@ class JobRun(db.Model):
 # --- SQL expressions spelled per dialect ------------------------------------------------------------
 
 class utc_day(FunctionElement):
-    """Whole UTC days since 1970-01-01 of a timestamp column: the day numbers of churn_models.as_day,
+    """Whole UTC days since 1970-01-01 of a timestamp column: the day numbers of purchase_log.as_day,
     exact integers on both databases (no float julian days)."""
 
     type = sa.Integer()

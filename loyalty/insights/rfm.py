@@ -36,8 +36,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
 from loyalty.db import take_sqlite_write_lock
-from loyalty.insights.churn_models import as_day
 from loyalty.insights.models import RfmSnapshot, RfmSnapshotMember, utc_day
+from loyalty.insights.purchase_log import as_day
 from loyalty.members.models import Member
 from loyalty.sales.models import Transaction
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from loyalty.insights.churn_models import EventLog
+from loyalty.insights.purchase_log import EventLog
 
 CALIBRATION_END = np.datetime64("1997-09-30")
 HORIZON_DAYS = 39 * 7  # the paper's 39-week holdout: 1997-10-01 .. 1998-06-30

@@ -12,22 +12,19 @@ from cdnow import CALIBRATION_END, HORIZON_DAYS, master_log, sample_log, sample_
 from scipy import optimize
 from sklearn.metrics import roc_auc_score
 
+from loyalty.insights.bgnbd import BGNBD, _negative_log_likelihood
 from loyalty.insights.churn_models import (
-    BGNBD,
     FEATURE_NAMES,
     BGNBDChurn,
-    EventLog,
     LogisticChurn,
     TreeChurn,
-    _negative_log_likelihood,
     churn_facts,
-    churned_within,
     default_churn_model,
     features_and_labels,
     risk_band,
     score_members,
-    take_snapshot,
 )
+from loyalty.insights.purchase_log import EventLog, churned_within, take_snapshot
 
 # The supervised models may only learn from labels that end by the evaluation cut-off. With history
 # starting 1997-01-01, a 39-week training horizon would need a training cut-off before anyone joined,

@@ -13,8 +13,9 @@ from purchases import buy, refund
 
 from loyalty.extensions import db
 from loyalty.insights import churn, tasks
-from loyalty.insights.churn_models import as_day, churn_facts
+from loyalty.insights.churn_models import churn_facts
 from loyalty.insights.models import AssociationRule, JobRun, RfmSnapshot
+from loyalty.insights.purchase_log import as_day
 from loyalty.jobs import PERIODIC_JOBS, QUEUES
 from loyalty.members.models import Member
 from loyalty.members.services import erase_member
