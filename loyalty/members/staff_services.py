@@ -130,7 +130,7 @@ def record_hand_sale(session: Session, program: Program, *, staff: StaffUser, cl
     result = record_sales(session, program, client, [sale], now)[0]
     if isinstance(result, DomainError):
         raise result
-    transaction = result.transaction
+    transaction = result.row
     _audit(session, staff, member, "sale.record", {"points_balance": before}, {
         "points_balance": member.points_balance, "external_id": sale.external_id, "store": client.store.code,
         "amount": transaction.amount, "subtotal": transaction.subtotal, "currency": transaction.currency,

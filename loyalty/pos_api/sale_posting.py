@@ -98,13 +98,13 @@ class SaleSubmission:
 
 @dataclass(frozen=True)
 class SaleAnswer:
-    """The answer to one submission: `transaction` (the response body) when the sale was recorded or
-    replayed, else `error`."""
+    """The answer to one submission: `body` (the sale as the API answers it) when the sale was
+    recorded or replayed, else `error`."""
 
     external_id: str | None
     status: int
     replayed: bool = False
-    transaction: dict | None = None
+    body: dict | None = None
     error: DomainError | None = None
 
     def as_batch_item(self) -> dict:
@@ -112,7 +112,7 @@ class SaleAnswer:
         if self.error is not None:
             item["error"] = problem_body(self.error)
         else:
-            item["transaction"] = self.transaction
+            item["transaction"] = self.body
         return item
 
 
@@ -130,7 +130,7 @@ def answer_submissions(requests: Sequence[SaleSubmission]) -> list[SaleAnswer]:
                                 for (index, _), answer in zip(client_submissions, answered, strict=True))
             db.session.commit()
             in_order = [outcomes[index] for index in range(len(requests))]
-            _count_posted(in_order)
+            _count_recorded(in_order)
             return in_order
         except DBAPIError as error:
             db.session.rollback()
@@ -139,13 +139,13 @@ def answer_submissions(requests: Sequence[SaleSubmission]) -> list[SaleAnswer]:
     raise AssertionError("unreachable")
 
 
-def _count_posted(outcomes: list[SaleAnswer]) -> None:
+def _count_recorded(outcomes: list[SaleAnswer]) -> None:
     """Metrics of the sales this commit recorded: the one place every single and batch sale passes
     after its commit (a replay was counted when it was first recorded)."""
-    posted = [outcome.transaction for outcome in outcomes if outcome.transaction is not None and not outcome.replayed]
-    if posted:
-        count_sales(len(posted), sum(body["points_earned"] for body in posted),
-                    sum(body["points_redeemed"] for body in posted))
+    recorded = [outcome.body for outcome in outcomes if outcome.body is not None and not outcome.replayed]
+    if recorded:
+        count_sales(len(recorded), sum(body["points_earned"] for body in recorded),
+                    sum(body["points_redeemed"] for body in recorded))
 
 
 def answer_batch(requests: Sequence[SaleSubmission]) -> list[SaleAnswer]:
@@ -193,23 +193,23 @@ def answer_client_submissions(client: ApiCaller, requests: Sequence[SaleSubmissi
     the first."""
     keys = {index: submission.key for index, submission in enumerate(requests) if submission.key}
     first_of_key: dict[str, int] = {}
-    to_post: list[int] = []
+    to_record: list[int] = []
     for index, key in keys.items():
         if (client.id, key) in claimed and key not in first_of_key:
             first_of_key[key] = index
-            to_post.append(index)
+            to_record.append(index)
     # Each item is judged against the stored request itself: twins in one list may differ.
     stored: dict[str, StoredResponse | DomainError] = load_stored(
         db.session, client, {key for key in keys.values() if (client.id, key) not in claimed})
-    posted = record_sales(db.session, load_program(db.session), client, [requests[i].sale for i in to_post],
-                          utcnow())
+    recorded = record_sales(db.session, load_program(db.session), client, [requests[i].sale for i in to_record],
+                            utcnow())
     outcomes: dict[int, SaleAnswer] = {}
     answers, refused = [], []
-    for index, result in zip(to_post, posted, strict=True):
+    for index, result in zip(to_record, recorded, strict=True):
         key, submission = keys[index], requests[index]
         if isinstance(result, RecordedSale):
             body = schemas.sale_response_schema.dump(result)
-            outcomes[index] = SaleAnswer(submission.external_id, 201, transaction=body)
+            outcomes[index] = SaleAnswer(submission.external_id, 201, body=body)
             answers.append((claimed[client.id, key], 201, body))
             stored[key] = StoredResponse(201, body, submission.request_sha256)
         else:
@@ -245,7 +245,7 @@ def _earlier_answer(requests: Sequence[SaleSubmission], index: int, stored: dict
     elif isinstance(earlier, StoredResponse) and earlier.request_sha256 != submission.request_sha256:
         earlier = conflict()
     if isinstance(earlier, StoredResponse):
-        return SaleAnswer(submission.external_id, earlier.status, replayed=True, transaction=earlier.body)
+        return SaleAnswer(submission.external_id, earlier.status, replayed=True, body=earlier.body)
     return SaleAnswer(submission.external_id, earlier.status, error=earlier)
 
 

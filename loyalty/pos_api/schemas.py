@@ -208,13 +208,13 @@ class CouponLineSchema(ma.Schema):
 class SaleResponseSchema(ma.Schema):
     """Dumped from a sales.services.RecordedSale."""
 
-    external_id = fields.Function(lambda result: result.transaction.external_id)
+    external_id = fields.Function(lambda result: result.row.external_id)
     member_no = fields.Function(lambda result: result.member.member.member_no if result.member else None)
-    amount = fields.Function(lambda result: result.transaction.amount)
-    currency = fields.Function(lambda result: result.transaction.currency)
-    occurred_at = fields.Function(lambda result: utc_text(result.transaction.occurred_at))
-    points_earned = fields.Function(lambda result: result.transaction.points_earned)
-    points_redeemed = fields.Function(lambda result: result.transaction.points_redeemed)
+    amount = fields.Function(lambda result: result.row.amount)
+    currency = fields.Function(lambda result: result.row.currency)
+    occurred_at = fields.Function(lambda result: utc_text(result.row.occurred_at))
+    points_earned = fields.Function(lambda result: result.row.points_earned)
+    points_redeemed = fields.Function(lambda result: result.row.points_redeemed)
     coupons = fields.List(fields.Nested(CouponLineSchema))
     member = fields.Nested(MemberSchema, allow_none=True)
 

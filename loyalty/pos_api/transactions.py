@@ -33,7 +33,7 @@ def post_sale(sale):
         refuse_as_schema(answer.error)
     if answer.error is not None:
         raise answer.error
-    return json_response(answer.transaction, answer.status, headers=REPLAYED_HEADERS if answer.replayed else None)
+    return json_response(answer.body, answer.status, headers=REPLAYED_HEADERS if answer.replayed else None)
 
 
 @transactions.route("/batch", methods=["POST"])

@@ -86,10 +86,10 @@ class NewSaleRow:
 
 @dataclass(frozen=True)
 class RecordedSale:
-    """What recording a sale did: its row, the member after it, the coupons it redeemed
+    """What recording a sale did: its `transactions` row, the member after it, the coupons it redeemed
     ([{"code", "discount"}])."""
 
-    transaction: NewSaleRow
+    row: NewSaleRow
     member: MemberSnapshot | None
     coupons: list[dict] = field(default_factory=list)
 
@@ -122,7 +122,7 @@ def record_sales(session: Session, program: Program, client: ApiClient | ApiCall
             results.append(_record_sale(session, program, client, sale, members, wallets, climbing, now))
         except DomainError as error:
             results.append(error)
-    _write_sales(session, [result.transaction for result in results if isinstance(result, RecordedSale)], now)
+    _write_sales(session, [result.row for result in results if isinstance(result, RecordedSale)], now)
     save_wallets(session, wallets.values())
     save_tier_moves(session, climbing.moves)
     return results
@@ -141,12 +141,12 @@ def _record_sale(session, program, client, sale: Sale, members, wallets, climbin
     redeem_coupons(session, coupons, now)
     row = _sale_row(client, store, wallet, sale, lines, coupons)
     if wallet is None:
-        return RecordedSale(transaction=row, member=None, coupons=coupons.response())
+        return RecordedSale(row=row, member=None, coupons=coupons.response())
     if row.points_redeemed:
         wallet.redeem(row.points_redeemed, now=now, occurred_at=row.occurred_at, transaction=row,
                       reason=f"sale {row.external_id}", source="transaction")
     _earn(program, wallet, row, climbing, now, coupons)
-    return RecordedSale(transaction=row, member=snapshot(program, wallet, now), coupons=coupons.response())
+    return RecordedSale(row=row, member=snapshot(program, wallet, now), coupons=coupons.response())
 
 
 def _check_fields(sale: Sale, now: datetime) -> None:
