@@ -195,7 +195,7 @@ class SaleSchema(StrictSchema):
 
 
 class BatchSchema(StrictSchema):
-    # Items are validated one by one so that one bad sale fails alone (see api.post_batch).
+    # Items are validated one by one so that one bad sale fails alone (see transactions.post_batch).
     sales = fields.List(fields.Dict(), required=True, validate=validate.Length(1, 1000),
                         metadata={"description": "up to 1,000 Sale objects, each posted on its own"})
 
