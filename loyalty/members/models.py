@@ -14,7 +14,7 @@ class Member(db.Model):
     __tablename__ = "members"
 
     id: Mapped[int] = id_column()
-    # What cashiers type: nine digits and a Luhn check digit.
+    # What cashiers type: nine digits and a Damm check digit (loyalty/members/numbers.py).
     member_no: Mapped[str] = mapped_column(sa.String(16), unique=True)
     name: Mapped[str | None] = mapped_column(sa.String(200))
     email: Mapped[str | None] = mapped_column(sa.String(320), unique=True)

@@ -17,9 +17,11 @@ watch(ProgramSettings, Tier, EarningRule)
 
 
 @dataclass(frozen=True)
-class SettingsCopy:
-    id: int
-    currency: str
+class SettingsValues:
+    """The editable settings, whole: earn `earn_points` for every `earn_per_minor` minor units paid,
+    `redeem_points` are worth `redeem_value_minor`, lots last `lot_lifetime_days` after `hold_days`
+    on hold, qualifying points count over `tier_window_days`, a tier is kept `tier_hold_days`."""
+
     earn_points: int
     earn_per_minor: int
     redeem_points: int
@@ -28,6 +30,19 @@ class SettingsCopy:
     hold_days: int
     tier_window_days: int
     tier_hold_days: int
+
+    @classmethod
+    def of(cls, settings: "ProgramSettings | SettingsValues") -> "SettingsValues":
+        return cls(**{field.name: getattr(settings, field.name) for field in fields(cls)})
+
+
+@dataclass(frozen=True)
+class SettingsCopy(SettingsValues):
+    """The settings row as every sale reads it: the editable values, the row's id and the currency,
+    which no screen changes."""
+
+    id: int
+    currency: str
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from loyalty.auth.models import StaffUser
 from loyalty.errors import ValidationFailed
 from loyalty.members.models import Member
 from loyalty.points.models import ProgramSettings, Tier
-from loyalty.points.program import Program, SettingsCopy, TierCopy
+from loyalty.points.program import Program, SettingsCopy, SettingsValues, TierCopy
 from loyalty.points.tiers import move_tier, qualifying_points, save_tier_moves
 
 # Members read per qualifying_points call when counting or making moves.
@@ -37,26 +37,6 @@ MAX_THRESHOLD = 10**12
 MAX_MULTIPLIER_PERCENT = 10_000
 NAME_MAX = 100
 BENEFITS_MAX = 2_000
-
-
-@dataclass(frozen=True)
-class SettingsValues:
-    """The editable settings, whole: earn `earn_points` for every `earn_per_minor` minor units paid,
-    `redeem_points` are worth `redeem_value_minor`, lots last `lot_lifetime_days` after `hold_days`
-    on hold, qualifying points count over `tier_window_days`, a tier is kept `tier_hold_days`."""
-
-    earn_points: int
-    earn_per_minor: int
-    redeem_points: int
-    redeem_value_minor: int
-    lot_lifetime_days: int
-    hold_days: int
-    tier_window_days: int
-    tier_hold_days: int
-
-    @classmethod
-    def of(cls, settings: ProgramSettings | SettingsCopy) -> "SettingsValues":
-        return cls(**{field.name: getattr(settings, field.name) for field in fields(cls)})
 
 
 @dataclass(frozen=True)
