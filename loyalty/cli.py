@@ -1,5 +1,5 @@
 """The `loyalty` console script: Flask's CLI for this app (`flask --app loyalty` works the same), with
-the operator commands of API.md. Commands parse, call a service, commit once, print; a refused change
+the operator commands of docs/api.md. Commands parse, call a service, commit once, print; a refused change
 exits non-zero with the reason and leaves the database as it was.
 
 Lists print one header row and aligned columns separated by at least two spaces, "-" for nothing, times

@@ -30,7 +30,7 @@ class DefaultConfig:
     COUPON_BATCH_STALL_SECONDS = 600
     COUPON_BATCH_RETRY_INTERVALS = [10, 60, 300]
 
-    # API.md: bodies over 1 MiB are refused with payload-too-large.
+    # docs/api.md: bodies over 1 MiB are refused with payload-too-large.
     MAX_CONTENT_LENGTH = 1024 * 1024
     API_RATE_LIMIT = "6000 per minute"
     # Failed lookups per API key, across its lookup endpoints (an unknown member number, phone or card
@@ -47,7 +47,7 @@ class DefaultConfig:
     # How far in the future a sale's occurred_at may lie (clock skew between tills and server).
     SALE_FUTURE_TOLERANCE = timedelta(minutes=5)
 
-    # Rotating QR card tokens (API.md "Member codes").
+    # Rotating QR card tokens (docs/api.md "Member codes").
     CARD_TOKEN_STEP_SECONDS = 60
     CARD_TOKEN_MAX_AGE_SECONDS = 120
 

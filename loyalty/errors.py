@@ -1,5 +1,5 @@
 """Domain errors. Services raise them; the API renders each as an RFC 9457 problem whose `type` ends
-in the error's slug (API.md), and the HTML views show `detail` to the person at the screen."""
+in the error's slug (docs/api.md), and the HTML views show `detail` to the person at the screen."""
 
 
 class DomainError(Exception):

@@ -1,4 +1,4 @@
-"""Prometheus metrics (API.md "Operations endpoints"): the metric objects, the request hooks that feed
+"""Prometheus metrics (docs/api.md "Operations endpoints"): the metric objects, the request hooks that feed
 the HTTP ones, the counters the POS API bumps after each commit, and the exposition `/metrics` serves.
 
 Under gunicorn every worker process counts on its own. With `PROMETHEUS_MULTIPROC_DIR` set in the

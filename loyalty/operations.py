@@ -1,4 +1,4 @@
-"""What load balancers, orchestrators and Prometheus ask of a web process (API.md "Operations
+"""What load balancers, orchestrators and Prometheus ask of a web process (docs/api.md "Operations
 endpoints"): `/healthz` (the process serves), `/readyz` (it can do its work: database reachable and
 migrated to head; Redis answering if configured, or else "degraded") and `/metrics`.
 

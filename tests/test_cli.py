@@ -1,4 +1,4 @@
-"""The operator CLI (API.md "Operator CLI"): stores, API keys, staff accounts, and the ledger check,
+"""The operator CLI (docs/api.md "Operator CLI"): stores, API keys, staff accounts, and the ledger check,
 which must catch a ledger broken on purpose. Also: the ledger table itself refuses rewrites. Every
 change a command makes is audited, with no secret in the trail; a refused one changes nothing."""
 
@@ -24,7 +24,7 @@ def last_line(output: str) -> str:
 
 
 def table(output: str) -> list[list[str]]:
-    """A list's rows (header first), split as API.md promises: columns apart by two spaces or more."""
+    """A list's rows (header first), split as docs/api.md promises: columns apart by two spaces or more."""
     return [re.split(r" {2,}", line) for line in output.strip().splitlines()]
 
 

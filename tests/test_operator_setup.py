@@ -121,7 +121,7 @@ def test_from_an_empty_database_to_a_posted_sale_with_cli_commands_only(operator
         "currency": "CNY", "amount": 12850})
 
     assert sale.status_code == 201, sale.text
-    # A fresh install earns floor(amount / 100) at BRONZE (x1.0), API.md.
+    # A fresh install earns floor(amount / 100) at BRONZE (x1.0), docs/api.md.
     assert sale.json()["points_earned"] == 128
     assert sale.json()["member"]["points"]["balance"] == 128
 

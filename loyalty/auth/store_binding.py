@@ -1,4 +1,4 @@
-"""Which store an API key acts in. API.md binds every key to one store: a sale or an enrolment that
+"""Which store an API key acts in. docs/api.md binds every key to one store: a sale or an enrolment that
 names a store takes the key's own, and naming any other is forbidden. The one rule, for every path
 that accepts a client-named store (a sale, each item of a batch, an enrolment's home store)."""
 

@@ -1,4 +1,4 @@
-"""Rotating QR card tokens (API.md "Member codes").
+"""Rotating QR card tokens (docs/api.md "Member codes").
 
 A token is `LY` + base32(version, member id, issue time, MAC). The MAC is an HMAC keyed by the app's
 secret and the member's own card secret, so tokens cannot be forged without both, and clearing a

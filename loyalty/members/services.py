@@ -181,7 +181,7 @@ def set_consents(session: Session, member: Member, choices: dict[str, bool], *, 
 
 def erase_member(session: Session, member: Member, *, now: datetime, channel: str = "portal",
                  actor: StaffUser | None = None) -> None:
-    """Right to erasure (DESIGN.md invariant 8). Personal fields are removed from the member and from
+    """Right to erasure (docs/architecture.md invariant 8). Personal fields are removed from the member and from
     what other tables hold about them; the ledger, lots and transactions stay, tied to a member row that
     now names nobody, so the books still balance. Clearing the card secret kills every QR token ever
     shown; without a password hash and email nobody can sign in; the member number resolves to nobody.

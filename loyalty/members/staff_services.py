@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from loyalty.audit import record_audit
 from loyalty.auth.models import ApiClient, AuditEvent, StaffUser, Store
 from loyalty.auth.services import store_by_code
 from loyalty.campaigns.models import Coupon
@@ -181,8 +182,8 @@ def enrol_at_counter(session: Session, program: Program, *, staff: StaffUser, na
 
 def _audit(session: Session, staff: StaffUser, member: Member, action: str, before: dict | None,
            after: dict | None, now: datetime, api_client: ApiClient | None = None) -> None:
-    session.add(AuditEvent(staff_user_id=staff.id, api_client_id=api_client.id if api_client else None,
-                           member_id=member.id, action=action, before=before, after=after, created_at=now))
+    record_audit(session, action=action, actor=staff, api_client=api_client, member_id=member.id, before=before,
+                 after=after, at=now)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Every write to the points ledger goes through a Wallet, so entries, lots, allocations and the
-member's cached balance always move together (DESIGN.md invariants 1-3).
+member's cached balance always move together (docs/architecture.md invariants 1-3).
 
 A balance can go below zero only through a refund reversing points already spent; while it is
 negative no lot has points left, and the next credit settles the debt out of its own lot first.

@@ -78,7 +78,7 @@ class LedgerReport:
 
 
 def verify_ledger(session: Session) -> LedgerReport:
-    """Check DESIGN.md invariants 1-4 on the live data with set-based queries; each break is reported."""
+    """Check docs/architecture.md invariants 1-4 on the live data with set-based queries; each break is reported."""
     report = LedgerReport()
     entry_sums = sa.select(PointsEntry.member_id, sa.func.sum(PointsEntry.points).label("total")) \
         .group_by(PointsEntry.member_id).subquery()

@@ -1,4 +1,4 @@
-"""Member portal forms. Field names are part of the contract for sign-up and sign-in (API.md "Member
+"""Member portal forms. Field names are part of the contract for sign-up and sign-in (docs/api.md "Member
 portal routes used by scripts"): name, email, phone, password."""
 
 from flask_babel import lazy_gettext as _l

@@ -167,7 +167,7 @@ def card():
 @portal.route("/card.json")
 @member_required
 def card_json():
-    """API.md: the current card token, the same string the QR on /portal/card encodes."""
+    """docs/api.md: the current card token, the same string the QR on /portal/card encodes."""
     card_token = current_card_token(current_member(), utcnow())
     expires_at = card_token.expires_at.isoformat().replace("+00:00", "Z")
     return jsonify(token=card_token.token, expires_at=expires_at), 200, NO_STORE

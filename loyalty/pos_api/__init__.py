@@ -1,4 +1,4 @@
-"""/api/v1, the public JSON API for tills and e-commerce (API.md), one module per resource.
+"""/api/v1, the public JSON API for tills and e-commerce (docs/api.md), one module per resource.
 
 - `members.py`, `transactions.py` (sales, batches, refunds), `coupons.py` (validate at the till),
   `offers.py` (offers and coupons for `manage` keys): blueprints; each view parses, calls a service,

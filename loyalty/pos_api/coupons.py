@@ -1,4 +1,4 @@
-"""/api/v1/coupons/validate (API.md "Coupons at the till"): preview a coupon against a basket. The
+"""/api/v1/coupons/validate (docs/api.md "Coupons at the till"): preview a coupon against a basket. The
 coupon endpoints of `manage` keys are in loyalty.pos_api.offers."""
 
 from loyalty.campaigns.redemption import preview_coupon

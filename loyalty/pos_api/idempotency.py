@@ -1,4 +1,4 @@
-"""The API's side of answering a POST once (API.md "Idempotency"; the rules are loyalty.answer_once):
+"""The API's side of answering a POST once (docs/api.md "Idempotency"; the rules are loyalty.answer_once):
 the `Idempotency-Key` header, and an answer as a response, with `Idempotent-Replayed: true` when it
 is the stored one."""
 

@@ -1,4 +1,4 @@
-"""/api/v1/members (API.md "Members"): enrol, look up, a member's coupons and points. Thin: parse,
+"""/api/v1/members (docs/api.md "Members"): enrol, look up, a member's coupons and points. Thin: parse,
 call a service, serialise, remember the answer, commit."""
 
 import base64

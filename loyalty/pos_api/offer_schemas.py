@@ -1,4 +1,4 @@
-"""Offer and coupon bodies of /api/v1 (API.md "Offers and coupons"): what `manage` clients may send,
+"""Offer and coupon bodies of /api/v1 (docs/api.md "Offers and coupons"): what `manage` clients may send,
 and the offer and coupon objects everyone gets back."""
 
 import marshmallow as ma

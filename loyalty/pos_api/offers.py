@@ -1,4 +1,4 @@
-"""/api/v1 offer and coupon endpoints for `manage` keys (API.md "Offers and coupons"): integrators
+"""/api/v1 offer and coupon endpoints for `manage` keys (docs/api.md "Offers and coupons"): integrators
 issue welcome and service-recovery coupons from their own systems. Thin: parse, call a service,
 serialise, commit. The till's endpoints live in loyalty.pos_api.coupons (validate) and
 loyalty.pos_api.members (a member's coupons)."""

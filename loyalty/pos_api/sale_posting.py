@@ -1,4 +1,4 @@
-"""Answering sales once (API.md "Idempotency"): the one path of `POST /transactions` and of
+"""Answering sales once (docs/api.md "Idempotency"): the one path of `POST /transactions` and of
 `POST /transactions/batch`, over loyalty.answer_once's key claims.
 
 A list of sale submissions is answered in one DB transaction: those answered before are replayed
@@ -53,7 +53,7 @@ from loyalty.sales.values import Sale
 EXTENSION = "loyalty.sale_group_commit"
 # Single sales queued at once in one process: bounds how long the last of them waits.
 MAX_GROUP = 100
-# A batch is recorded and committed in parts of this many sales (API.md: each item stands on its own).
+# A batch is recorded and committed in parts of this many sales (docs/api.md: each item stands on its own).
 # A backfill then holds its members' row locks for one part's time, not the whole request's: a till's
 # sale for one of those members waits that long, and with it every sale of its group commit (they are
 # recorded in one transaction). Smaller parts cost the batch more: the member, lot and

@@ -1,4 +1,4 @@
-"""The /api/v1 wire format (API.md): what clients may send, and what they get back.
+"""The /api/v1 wire format (docs/api.md): what clients may send, and what they get back.
 
 Input schemas refuse unknown fields, floats where integers belong and naive times. Output bodies
 mask personal data.
@@ -107,7 +107,7 @@ class MemberCreateSchema(StrictSchema):
 class TierSchema(ma.Schema):
     code = fields.String()
     name = fields.String()
-    # A decimal sent as a string ("1.25", API.md) so no client parses it as a float; apispec would
+    # A decimal sent as a string ("1.25", docs/api.md) so no client parses it as a float; apispec would
     # document any Decimal as a number.
     multiplier = fields.Decimal(as_string=True, places=2,
                                 metadata={"type": "string", "pattern": r"^\d+\.\d{2}$", "example": "1.25"})

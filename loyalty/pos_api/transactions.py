@@ -1,4 +1,4 @@
-"""/api/v1/transactions (API.md "Sales" and "Refunds"): post a sale or a batch of them, read a sale
+"""/api/v1/transactions (docs/api.md "Sales" and "Refunds"): post a sale or a batch of them, read a sale
 with its refunds, refund one. Thin: parse, hand the sale path its requests, serialise, commit."""
 
 from flask import request
@@ -66,7 +66,7 @@ def get_transaction(external_id):
 @transactions.response(201, schemas.RefundResponseSchema)
 @transactions.alt_response(422, description="refund-exceeds-sale")
 def post_refund_view(refund, external_id):
-    """Refund part or all of a sale; points are reversed and restored in proportion (API.md)."""
+    """Refund part or all of a sale; points are reversed and restored in proportion (docs/api.md)."""
 
     recorded: list[dict] = []
 

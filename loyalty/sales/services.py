@@ -162,7 +162,7 @@ def _check_fields(sale: Sale, now: datetime) -> None:
         raise InvalidFields("the sale failed validation", errors=errors)
 
 
-# Said of a time past SALE_FUTURE_TOLERANCE, the default 5 minutes (API.md states the limit).
+# Said of a time past SALE_FUTURE_TOLERANCE, the default 5 minutes (docs/api.md states the limit).
 FUTURE_REFUSAL = "Must not be more than 5 minutes in the future."
 
 
@@ -272,7 +272,7 @@ def get_sale(session: Session, client: ApiClient | ApiCaller, external_id: str, 
 def record_refund(session: Session, program: Program, client: ApiClient | ApiCaller, sale_external_id: str,
                   refund: Refund, now: datetime) -> RecordedRefund:
     """Refund part or all of a sale. Points are reversed and restored in proportion to the refunded
-    share, cumulatively and rounded down (API.md), so refunds adding up to the sale reverse exactly
+    share, cumulatively and rounded down (docs/api.md), so refunds adding up to the sale reverse exactly
     what it earned and restore exactly what it redeemed."""
     if refund.occurred_at is not None and _in_the_future(refund.occurred_at, now):
         raise InvalidFields("the refund failed validation", errors={"occurred_at": [FUTURE_REFUSAL]})

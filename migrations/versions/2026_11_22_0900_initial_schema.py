@@ -277,7 +277,7 @@ def upgrade():
 
 
 def insert_default_program():
-    """DESIGN.md "Defaults": CNY, 1 point per 1.00, 100 points = 1.00, lots live 365 days, no hold;
+    """docs/architecture.md "Defaults": CNY, 1 point per 1.00, 100 points = 1.00, lots live 365 days, no hold;
     BRONZE (0, x1.0), SILVER (1,000 qualifying points in 365 days, x1.25), GOLD (5,000, x1.5)."""
     settings = sa.table(
         "program_settings", *(sa.column(name) for name in (
@@ -296,7 +296,7 @@ def insert_default_program():
 
 
 def forbid_ledger_rewrites():
-    """DESIGN.md invariant 3: ledger rows are never updated or deleted, whoever connects."""
+    """docs/architecture.md invariant 3: ledger rows are never updated or deleted, whoever connects."""
     if op.get_bind().dialect.name == "postgresql":
         op.execute("""
             CREATE FUNCTION points_entries_append_only() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -1,4 +1,4 @@
-"""The manage endpoints (API.md "Offers and coupons"): offers, personal coupons and generic codes,
+"""The manage endpoints (docs/api.md "Offers and coupons"): offers, personal coupons and generic codes,
 reading and voiding a coupon, and who may call them."""
 
 from datetime import timedelta

@@ -1,4 +1,4 @@
-"""Refunds and coupons (API.md "Refund"; the partial-refund rule is in loyalty.campaigns.redemption):
+"""Refunds and coupons (docs/api.md "Refund"; the partial-refund rule is in loyalty.campaigns.redemption):
 a full refund gives the coupon, the member's use and the offer's budget back; a partial one changes
 nothing about coupons, even below the min spend."""
 

@@ -1,4 +1,4 @@
-"""Invariants under concurrency (issue 2; DESIGN.md invariants 4, 5 and 7), on PostgreSQL and on
+"""Invariants under concurrency (issue 2; docs/architecture.md invariants 4, 5 and 7), on PostgreSQL and on
 SQLite, the embedded default (issue 12, finding 2: there they once failed, see loyalty/db.py).
 
 Each request runs on its own thread with its own test client, so it gets its own app context, session

@@ -1,5 +1,5 @@
 """`loyalty ledger verify` (issue 2): 0 on a ledger built by real sales, redemptions, refunds and expiry,
-and non-zero, naming the break, on a ledger broken on purpose in each of the ways DESIGN.md's
+and non-zero, naming the break, on a ledger broken on purpose in each of the ways docs/architecture.md's
 invariants 1-4 forbid."""
 
 from datetime import timedelta

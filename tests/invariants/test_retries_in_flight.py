@@ -1,5 +1,5 @@
 """A retried sale whose first attempt is still in flight in another transaction (issue 12, finding 12;
-DESIGN.md invariant 5): the retry gets the first answer replayed, and the other sales of its group
+docs/architecture.md invariant 5): the retry gets the first answer replayed, and the other sales of its group
 commit post as if it were not there. On PostgreSQL only: SQLite lets one transaction write at a time
 (loyalty/db.py), so first attempts cannot be held open side by side there, and twins never overlap.
 

@@ -1,11 +1,11 @@
 """The points ledger as a state machine (issue 2): earn, redeem, refund, expire and replay through the
 real HTTP API and the real expiry job, against a plain Python model of what each member should hold.
 
-After every step the DESIGN.md invariants 1-5 and 7 are checked: `verify_ledger` is ok, the API's
+After every step the docs/architecture.md invariants 1-5 and 7 are checked: `verify_ledger` is ok, the API's
 balance, available points, tier and expiry dates equal the model's, every lot matches the model's lot,
 ledger rows seen before are unchanged, and nothing is ever available below zero.
 
-The model is written from API.md and DESIGN.md ("Defaults a fresh install holds"), not from the code:
+The model is written from docs/api.md and docs/architecture.md ("Defaults a fresh install holds"), not from the code:
 earning floor(floor(amount / 100) x multiplier of the tier held before the sale), lots expiring at the
 UTC midnight after 365 days, redemption and expiry oldest-expiry first, refunds reversing and restoring
 in proportion (cumulative, floor), reversals taking the sale's own lot first and then any lot, a
@@ -35,7 +35,7 @@ from loyalty.points.models import PointsEntry, PointsLot
 from loyalty.points.services import verify_ledger
 from tests.support.clock import DEFAULT_NOW
 
-# DESIGN.md "Defaults a fresh install holds".
+# docs/architecture.md "Defaults a fresh install holds".
 TIERS = [("BRONZE", 0, 100), ("SILVER", 1_000, 125), ("GOLD", 5_000, 150)]  # code, threshold, multiplier %
 LOT_LIFETIME = timedelta(days=365)
 TIER_WINDOW = timedelta(days=365)

@@ -1,4 +1,4 @@
-"""/metrics (API.md "Operations endpoints"): Prometheus text that prometheus-client's parser reads,
+"""/metrics (docs/api.md "Operations endpoints"): Prometheus text that prometheus-client's parser reads,
 counting what the POS API committed, the requests by endpoint, and, across worker processes, the sum
 of all of them."""
 

@@ -1,4 +1,4 @@
-"""How many points a sale earns (API.md "Earning on a fresh install", DESIGN.md EarningRule), and when
+"""How many points a sale earns (docs/api.md "Earning on a fresh install", docs/architecture.md EarningRule), and when
 those points become available and expire."""
 
 from datetime import UTC, datetime

@@ -1,4 +1,4 @@
-"""Tiers (DESIGN.md "Defaults"): upgrade the moment qualifying points (base points net of reversals,
+"""Tiers (docs/architecture.md "Defaults"): upgrade the moment qualifying points (base points net of reversals,
 occurred in the last 365 days) reach a threshold; downgrade only by the daily evaluation once the
 tier has been held 365 days; renew when still qualified. Every move is kept in tier_changes."""
 

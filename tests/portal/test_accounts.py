@@ -1,4 +1,4 @@
-"""Sign-up, sign-in and sign-out of members (API.md "Member portal routes used by scripts")."""
+"""Sign-up, sign-in and sign-out of members (docs/api.md "Member portal routes used by scripts")."""
 
 import sqlalchemy as sa
 

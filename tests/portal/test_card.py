@@ -1,5 +1,5 @@
 """The QR membership card: what the portal serves, decoded by a real decoder (zxing-cpp), is a token
-the POS API resolves to the member; old tokens are 410, tampered ones 404 (API.md "Member codes")."""
+the POS API resolves to the member; old tokens are 410, tampered ones 404 (docs/api.md "Member codes")."""
 
 import io
 import re

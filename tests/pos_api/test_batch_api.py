@@ -1,4 +1,4 @@
-"""POST /transactions/batch (API.md): up to 1,000 sales, each on its own. A bad item fails alone and
+"""POST /transactions/batch (docs/api.md): up to 1,000 sales, each on its own. A bad item fails alone and
 records nothing; a good one is recorded and answered as a single POST would have been."""
 
 import pytest

@@ -1,4 +1,4 @@
-"""Members over the POS API (API.md "Endpoints", "Member codes", "Member object"): enrolment, reading a
+"""Members over the POS API (docs/api.md "Endpoints", "Member codes", "Member object"): enrolment, reading a
 member, resolving any of their codes, their ledger page by page, and their coupons."""
 
 import base64

@@ -1,4 +1,4 @@
-"""Every problem slug of API.md's table, as RFC 9457 `application/problem+json`, and the OpenAPI
+"""Every problem slug of docs/api.md's table, as RFC 9457 `application/problem+json`, and the OpenAPI
 document that describes it all."""
 
 import json

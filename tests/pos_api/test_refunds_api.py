@@ -1,4 +1,4 @@
-"""Refunds (API.md "Refund"): points reversed and restored in proportion to the refunded share,
+"""Refunds (docs/api.md "Refund"): points reversed and restored in proportion to the refunded share,
 cumulatively and rounded down, never more than the sale, and negative balances paid off by later earnings."""
 
 import pytest

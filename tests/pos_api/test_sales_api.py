@@ -1,4 +1,4 @@
-"""Posting sales (API.md "Sale"): earning, redeeming points oldest-expiry first, anonymous sales,
+"""Posting sales (docs/api.md "Sale"): earning, redeeming points oldest-expiry first, anonymous sales,
 stores, coupons, idempotent replays, and reading a sale back."""
 
 import sqlalchemy as sa
@@ -148,7 +148,7 @@ def test_store_code_defaults_to_the_key_store_and_may_name_it(pos):
 
 
 def test_a_key_cannot_post_into_another_store(pos, factory, app):
-    """Issue 12, finding 11: a key is bound to one store (API.md). A `pos` key of S001 naming S002 is
+    """Issue 12, finding 11: a key is bound to one store (docs/api.md). A `pos` key of S001 naming S002 is
     forbidden, and so is a code no store has (a key learns nothing about which codes exist)."""
     factory.store("S002")
     member_no = factory.member()

@@ -193,7 +193,7 @@ def test_concurrent_double_submit_records_one_sale(app, staff, member_no, databa
 
 def test_concurrent_redemptions_at_the_counter_never_overdraw(app, staff, member_no, database):
     """Issue 12, finding 2: 10 tills redeem 20 points each at once from a member who has 100; exactly
-    5 are recorded, the others refused, and the books balance (DESIGN.md invariants 1, 2 and 7)."""
+    5 are recorded, the others refused, and the books balance (docs/architecture.md invariants 1, 2 and 7)."""
     from loyalty.extensions import db
     from loyalty.points.services import verify_ledger
     from tests.staff.conftest import Console
