@@ -1,6 +1,7 @@
 """Every domain's models, imported together so the metadata (and so migrations) sees all tables."""
 
 from loyalty.auth.models import ApiClient, AuditEvent, RateLimitCounter, StaffUser, Store  # noqa: F401
+from loyalty.campaigns.campaign_models import Campaign, CampaignMember  # noqa: F401
 from loyalty.campaigns.models import (  # noqa: F401
     Coupon,
     CouponBatch,
