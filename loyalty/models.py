@@ -9,6 +9,7 @@ from loyalty.campaigns.models import (  # noqa: F401
     Offer,
     OfferMemberUse,
 )
+from loyalty.campaigns.segment_models import Segment, SegmentChange, SegmentMember  # noqa: F401
 from loyalty.insights.models import AssociationRule, JobRun, RfmSnapshot, RfmSnapshotMember  # noqa: F401
 from loyalty.jobs import DeferredJob  # noqa: F401
 from loyalty.members.models import ConsentEvent, Member, StaffNote  # noqa: F401
@@ -22,3 +23,4 @@ from loyalty.points.models import (  # noqa: F401
     TierChange,
 )
 from loyalty.sales.models import IdempotencyRecord, Transaction, TransactionLine  # noqa: F401
+from loyalty.points.promotion_models import Promotion, PromotionGrant, PromotionMemberPoints  # noqa: F401
