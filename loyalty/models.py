@@ -23,4 +23,3 @@ from loyalty.points.models import (  # noqa: F401
     TierChange,
 )
 from loyalty.sales.models import IdempotencyRecord, Transaction, TransactionLine  # noqa: F401
-from loyalty.points.promotion_models import Promotion, PromotionGrant, PromotionMemberPoints  # noqa: F401

@@ -1,7 +1,7 @@
 """segments: stored member rules, their current members, and entered/left history
 
 Revision ID: 20261203segm
-Revises: 20261203defer
+Revises: 20261203camp
 Create Date: 2026-12-03 22:00:00
 
 """
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "20261203segm"
-down_revision = "20261203defer"
+down_revision = "20261203camp"
 branch_labels = None
 depends_on = None
 
