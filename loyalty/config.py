@@ -29,6 +29,12 @@ class DefaultConfig:
     COUPON_BATCH_CHUNK_SIZE = 5000
     COUPON_BATCH_STALL_SECONDS = 600
     COUPON_BATCH_RETRY_INTERVALS = [10, 60, 300]
+    # Campaign launches (loyalty/campaigns/campaigns.py): treatment members acted on per committed
+    # chunk; how long a launching campaign may stand still before the sweeper starts its job again;
+    # the delays, in seconds, of RQ's tries after a failed or killed run.
+    CAMPAIGN_LAUNCH_CHUNK_SIZE = 2000
+    CAMPAIGN_LAUNCH_STALL_SECONDS = 600
+    CAMPAIGN_LAUNCH_RETRY_INTERVALS = [10, 60, 300]
 
     # docs/api.md: bodies over 1 MiB are refused with payload-too-large.
     MAX_CONTENT_LENGTH = 1024 * 1024

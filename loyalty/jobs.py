@@ -188,7 +188,10 @@ def task(func: Callable) -> Callable:
 
 @task
 def sweep() -> dict:
-    """Queue the jobs deferred while Redis was away, and resume coupon batches that stopped moving."""
+    """Queue the jobs deferred while Redis was away, and resume coupon batches and campaign launches
+    that stopped moving."""
+    from loyalty.campaigns.campaign_tasks import resume_stalled_launches
     from loyalty.campaigns.tasks import resume_stalled_batches
 
-    return {"handed_over": hand_over_deferred_jobs(), "resumed_batches": resume_stalled_batches()}
+    return {"handed_over": hand_over_deferred_jobs(), "resumed_batches": resume_stalled_batches(),
+            "resumed_launches": resume_stalled_launches()}

@@ -12,9 +12,10 @@
 def blueprints() -> list:
     """Every /api/v1 blueprint, in the order the OpenAPI document lists them."""
     from loyalty.pos_api.campaign_results import campaign_results_api
+    from loyalty.pos_api.campaigns import campaigns_api
     from loyalty.pos_api.coupons import coupons
     from loyalty.pos_api.members import members
     from loyalty.pos_api.offers import coupon_admin, offers
     from loyalty.pos_api.transactions import transactions
 
-    return [members, transactions, coupons, offers, coupon_admin, campaign_results_api]
+    return [members, transactions, coupons, offers, coupon_admin, campaigns_api, campaign_results_api]
