@@ -58,6 +58,9 @@ PERIODIC_JOBS = (
     PeriodicJob("score-rfm", "loyalty.insights.tasks.score_rfm", "15 19 * * *", queue="scoring"),
     PeriodicJob("score-churn", "loyalty.insights.tasks.score_churn", "30 19 * * *", queue="scoring"),
     PeriodicJob("compute-crosssell", "loyalty.insights.tasks.compute_crosssell", "45 19 * * *", queue="scoring"),
+    # Segments after the night's scores, on the same queue so a long rescore finishes before they read it.
+    PeriodicJob("evaluate-segments", "loyalty.campaigns.segment_tasks.evaluate_segments", "55 19 * * *",
+                queue="scoring"),
 )
 
 
