@@ -22,4 +22,5 @@ from loyalty.points.models import (  # noqa: F401
     Tier,
     TierChange,
 )
+from loyalty.points.promotion_models import Promotion, PromotionGrant, PromotionMemberPoints  # noqa: F401
 from loyalty.sales.models import IdempotencyRecord, Transaction, TransactionLine  # noqa: F401

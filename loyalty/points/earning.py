@@ -62,6 +62,19 @@ def compute_earning(
     return Earning(base_points=base, bonus_points=bonus, points=points)
 
 
+def promotion_extra(program: ProgramSettings, *, multiplier_percent: int | None, bonus_points: int | None,
+                    amount: int, subtotal: int, matched_amount: int | None) -> int:
+    """A promotion's extra points before the tier multiplier: its multiplier on the base points of the
+    money paid for its lines (`matched_amount` of the basket, None: the whole sale), plus its bonus.
+    Like a rule's, the lines' share of `amount` is what was paid for them, discounts included."""
+    if matched_amount is None:
+        base = base_points_for(program, amount)
+    else:
+        base = base_points_for(program, matched_amount * amount // subtotal if subtotal else 0)
+    extra = base * (multiplier_percent - 100) // 100 if multiplier_percent else 0
+    return extra + (bonus_points or 0)
+
+
 def _rule_applies(rule: EarningRule, subtotal: int, occurred_at: datetime) -> bool:
     return (
         rule.active

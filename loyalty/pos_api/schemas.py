@@ -205,6 +205,12 @@ class CouponLineSchema(ma.Schema):
     discount = fields.Integer()
 
 
+class PromotionLineSchema(ma.Schema):
+    id = fields.Integer()
+    name = fields.String()
+    points = fields.Integer()
+
+
 class SaleResponseSchema(ma.Schema):
     """Dumped from a sales.services.RecordedSale."""
 
@@ -216,6 +222,8 @@ class SaleResponseSchema(ma.Schema):
     points_earned = fields.Function(lambda result: result.row.points_earned)
     points_redeemed = fields.Function(lambda result: result.row.points_redeemed)
     coupons = fields.List(fields.Nested(CouponLineSchema))
+    promotions = fields.List(fields.Nested(PromotionLineSchema),
+                             metadata={"description": "what each promotion gave, included in points_earned"})
     member = fields.Nested(MemberSchema, allow_none=True)
 
 

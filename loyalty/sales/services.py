@@ -37,9 +37,20 @@ from loyalty.errors import (
 )
 from loyalty.members.models import Member
 from loyalty.members.services import resolve_member_codes
-from loyalty.points.earning import SaleLine, compute_earning
+from loyalty.points.earning import SaleLine, compute_earning, promotion_extra
 from loyalty.points.ledger import PointsSummary, Wallet, lock_wallet, save_wallets, wallets_for
 from loyalty.points.program import Program, TierCopy
+from loyalty.points.promotion_models import Promotion
+from loyalty.points.promotions import (
+    PromotionPoints,
+    SaleContext,
+    claim_points,
+    covers_line,
+    matches,
+    member_segments,
+    record_grants,
+    running_promotions,
+)
 from loyalty.points.tiers import Climbers, climbers, save_tier_moves
 from loyalty.sales.models import Transaction, TransactionLine
 from loyalty.sales.values import Refund, Sale
@@ -80,6 +91,7 @@ class NewSaleRow:
     points_earned: int = 0
     qualifying_points: int = 0
     coupons: CouponPlan | None = None
+    promotions: list[PromotionPoints] = field(default_factory=list)
     id: int | None = None
     kind: str = "sale"
 
@@ -92,6 +104,11 @@ class RecordedSale:
     row: NewSaleRow
     member: MemberSnapshot | None
     coupons: list[dict] = field(default_factory=list)
+
+    @property
+    def promotions(self) -> list[dict]:
+        """What each promotion gave ([{"id", "name", "points"}])."""
+        return [grant.response() for grant in self.row.promotions]
 
 
 @dataclass(frozen=True)
@@ -116,10 +133,12 @@ def record_sales(session: Session, program: Program, client: ApiClient | ApiCall
     wallets = wallets_for(session, {found.id: found for found in members.values() if isinstance(found, Member)}
                           .values())
     climbing = climbers(session, program, [wallet.member for wallet in wallets.values()], now)
+    promotions = running_promotions(session, min(sale.occurred_at for sale in sales)) if wallets else []
     results: list[RecordedSale | DomainError] = []
     for sale in sales:
         try:
-            results.append(_record_sale(session, program, client, sale, members, wallets, climbing, now))
+            results.append(_record_sale(session, program, client, sale, members, wallets, climbing, now,
+                                        promotions))
         except DomainError as error:
             results.append(error)
     _write_sales(session, [result.row for result in results if isinstance(result, RecordedSale)], now)
@@ -129,7 +148,7 @@ def record_sales(session: Session, program: Program, client: ApiClient | ApiCall
 
 
 def _record_sale(session, program, client, sale: Sale, members, wallets, climbing: Climbers,
-                 now) -> RecordedSale:
+                 now, promotions: list[Promotion]) -> RecordedSale:
     _check_fields(sale, now)
     store = store_for_key(client, sale.store_code)
     wallet = _wallet_for(sale, members, wallets)
@@ -145,7 +164,7 @@ def _record_sale(session, program, client, sale: Sale, members, wallets, climbin
     if row.points_redeemed:
         wallet.redeem(row.points_redeemed, now=now, occurred_at=row.occurred_at, transaction=row,
                       reason=f"sale {row.external_id}", source="transaction")
-    _earn(program, wallet, row, climbing, now, coupons)
+    _earn(session, program, wallet, row, climbing, now, coupons, store, promotions)
     return RecordedSale(row=row, member=snapshot(program, wallet, now), coupons=coupons.response())
 
 
@@ -209,10 +228,12 @@ def _write_sales(session: Session, rows: list[NewSaleRow], now: datetime) -> Non
     for row in rows:
         if row.coupons is not None:
             record_redemptions(session, row.coupons, row.id, now)
+        if row.promotions:
+            record_grants(session, row.id, row.member_id, row.promotions, now)
 
 
-def _earn(program: Program, wallet: Wallet, row: NewSaleRow, climbing: Climbers, now: datetime,
-          coupons: CouponPlan) -> None:
+def _earn(session: Session, program: Program, wallet: Wallet, row: NewSaleRow, climbing: Climbers, now: datetime,
+          coupons: CouponPlan, store, promotions: list[Promotion]) -> None:
     member = wallet.member
     sale_figures = dict(
         amount=row.amount, subtotal=row.subtotal, occurred_at=row.occurred_at,
@@ -224,17 +245,51 @@ def _earn(program: Program, wallet: Wallet, row: NewSaleRow, climbing: Climbers,
         extra = coupons.extra_points(earning.base_points + earning.bonus_points)
         earning = compute_earning(program.settings, tier, program.earning_rules, extra_bonus=extra,
                                   **sale_figures)
-    row.points_earned = earning.points
+    row.promotions = _promotion_points(session, program, tier, store, row, promotions)
+    row.points_earned = earning.points + sum(grant.points for grant in row.promotions)
     row.qualifying_points = earning.base_points
-    if earning.points or earning.base_points:
+    if row.points_earned or earning.base_points:
         available_at, expires_at = program.lot_dates(row.occurred_at)
         # A till whose clock runs a few minutes fast must not hold back points the program makes
         # available at once: the hold never starts later than the sale was posted.
         available_at = min(available_at, program.lot_dates(now)[0])
-        wallet.credit("earn", earning.points, occurred_at=row.occurred_at, available_at=available_at,
+        wallet.credit("earn", row.points_earned, occurred_at=row.occurred_at, available_at=available_at,
                       expires_at=expires_at, qualifying_points=earning.base_points, transaction=row,
-                      reason=f"sale {row.external_id}", source="transaction")
+                      reason=_earning_reason(row), source="transaction")
     climbing.add(member, earning.base_points, row.occurred_at, now)
+
+
+def _promotion_points(session: Session, program: Program, tier: TierCopy, store, row: NewSaleRow,
+                      promotions: list[Promotion]) -> list[PromotionPoints]:
+    """What each promotion covering the sale gives it (loyalty/points/promotions.py): its extra x the
+    tier multiplier, claimed within its per-member limit and budget. The sale is accepted by now, so a
+    claim is never undone by a later refusal of this sale."""
+    lines = tuple(SaleLine(line["sku"], line["category"], line["amount"]) for line in row.lines)
+    context = SaleContext(member_id=row.member_id, tier_code=tier.code, store_code=store.code,
+                          store_timezone=store.timezone, channel=row.channel, occurred_at=row.occurred_at,
+                          subtotal=row.subtotal, lines=lines)
+    segments = member_segments(session, row.member_id, promotions)
+    granted = []
+    for promotion in promotions:
+        if not matches(promotion, context, segments):
+            continue
+        targeted = promotion.skus or promotion.categories
+        extra = promotion_extra(
+            program.settings, multiplier_percent=promotion.multiplier_percent, bonus_points=promotion.bonus_points,
+            amount=row.amount, subtotal=row.subtotal,
+            matched_amount=sum(line.amount for line in lines if covers_line(promotion, line)) if targeted else None)
+        points = claim_points(session, promotion, row.member_id, extra * tier.multiplier_percent // 100)
+        if points:
+            granted.append(PromotionPoints(promotion.id, promotion.name, points))
+    return granted
+
+
+def _earning_reason(row: NewSaleRow) -> str:
+    """The ledger line of a sale's earning, naming the promotions that gave part of it."""
+    reason = f"sale {row.external_id}"
+    if row.promotions:
+        reason += " (promotions: " + ", ".join(f"{grant.name} +{grant.points}" for grant in row.promotions) + ")"
+    return reason if len(reason) <= 200 else reason[:199] + "…"
 
 
 def _wallet_for(sale: Sale, members: dict, wallets: dict[int, Wallet]) -> Wallet | None:
