@@ -16,7 +16,9 @@ def blueprints() -> list:
     from loyalty.pos_api.coupons import coupons
     from loyalty.pos_api.members import members
     from loyalty.pos_api.offers import coupon_admin, offers
+    from loyalty.pos_api.promotions import promotions
     from loyalty.pos_api.segments import segments_api
     from loyalty.pos_api.transactions import transactions
 
-    return [members, transactions, coupons, offers, coupon_admin, campaigns_api, segments_api, campaign_results_api]
+    return [members, transactions, coupons, offers, coupon_admin, campaigns_api, segments_api, campaign_results_api,
+            promotions]
